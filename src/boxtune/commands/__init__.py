@@ -1,0 +1,1 @@
+"""CLI sub-commands: thin argument parsing over the library modules."""
