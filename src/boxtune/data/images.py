@@ -68,17 +68,20 @@ def inspect_image(path: Path, *, decode: bool = True, max_pixels: int | None = N
         raise
     except Image.DecompressionBombError as exc:
         raise ImageProblem(
-            "too-many-pixels", f"decompression bomb refused by the decoder ({exc})",
+            "too-many-pixels",
+            f"image refused before decoding, possible decompression bomb ({exc})",
             "downscale the image, or raise BOXTUNE_MAX_IMAGE_PIXELS if it is genuine",
         ) from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageProblem(
-            "unreadable-image", "not an image file (no decoder recognises it)",
+            "unreadable-image",
+            "not an image file (no decoder recognises it)",
             "replace it with a PNG or JPEG, or remove it and its annotations",
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem(
-            "unreadable-image", f"image cannot be decoded ({exc}); it may be truncated",
+            "unreadable-image",
+            f"image cannot be decoded ({exc}); it may be truncated",
             "re-export or re-download the file, or remove it and its annotations",
         ) from exc
     return info

@@ -80,9 +80,7 @@ class ValidationReport:
             lines.append(issue.render())
         for code, n in hidden.items():
             lines.append(f"... and {n} more '{code}' issue(s) (use --all to list every one)")
-        lines.append(
-            f"{self.root}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
-        )
+        lines.append(f"{self.root}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)")
         return "\n".join(lines)
 
     def to_json(self) -> dict:

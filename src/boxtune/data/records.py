@@ -30,8 +30,12 @@ class ImageRecord:
     height: int
 
     def to_json(self) -> dict:
-        return {"file_name": self.file_name, "height": self.height, "width": self.width,
-                "id": self.id}
+        return {
+            "file_name": self.file_name,
+            "height": self.height,
+            "width": self.width,
+            "id": self.id,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,11 @@ class BoxAnnotation:
         return self.bbox[3] - self.bbox[1]
 
     def to_json(self) -> dict:
-        return {"image_id": self.image_id, "bbox": [_plain(v) for v in self.bbox],
-                "category_id": self.category_id}
+        return {
+            "image_id": self.image_id,
+            "bbox": [_plain(v) for v in self.bbox],
+            "category_id": self.category_id,
+        }
 
 
 def _plain(value: float) -> float | int:
@@ -138,5 +145,7 @@ class DetectionDataset:
         return {
             "images": [r.to_json() for r in self.images],
             "annotations": [a.to_json() for a in self.annotations],
-            "categories": [{"id": cid, "name": name} for cid, name in sorted(self.categories.items())],
+            "categories": [
+                {"id": cid, "name": name} for cid, name in sorted(self.categories.items())
+            ],
         }

@@ -1,0 +1,161 @@
+"""Finding a model's pretrained weights: package resource, explicit path/URI, cache, download.
+
+Downloads happen only when asked for (never at import), land in ``BOXTUNE_HOME/weights`` via a
+temp file that is renamed once its sha256 matches, and fail offline with a message that says
+where to put the file by hand. ``BOXTUNE_OFFLINE=1`` forbids downloads altogether.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from importlib import resources
+from pathlib import Path
+
+from boxtune.catalog.spec import ModelSpec, WeightsSource
+from boxtune.errors import ModelError
+from boxtune.paths import boxtune_home
+from boxtune.storage import is_remote, local_copy
+
+_CHUNK = 1 << 20
+_DOWNLOAD_TIMEOUT_S = 30
+# Hashes already verified in this process, keyed by (path, size, mtime): verifying a 100 MB file
+# on every model build would cost seconds.
+_verified: set[tuple[str, int, int]] = set()
+
+
+def cached_weights_path(spec: ModelSpec) -> Path:
+    """Where the downloaded (or hand-placed) weights file of ``spec`` lives."""
+    return boxtune_home() / "weights" / spec.weights.file_name
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, expected: str, *, what: str) -> None:
+    """``expected`` may be a prefix of the hex digest (torchvision publishes 8 digits)."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _verified:
+        return
+    actual = sha256_of(path)
+    if not actual.startswith(expected.lower()):
+        raise ModelError(
+            f"sha256 mismatch for {what}: expected {expected}…, got {actual}",
+            where=str(path),
+            hint="the file is corrupt or not the published weights; delete it and download "
+            "it again",
+        )
+    _verified.add(key)
+
+
+def _package_resource(source: WeightsSource) -> Path | None:
+    if not (source.package and source.resource):
+        return None
+    try:
+        root = resources.files(source.package)
+    except ModuleNotFoundError:
+        return None
+    candidate = Path(str(root.joinpath(source.resource)))
+    return candidate if candidate.is_file() else None
+
+
+def _offline_error(spec: ModelSpec, target: Path, reason: str) -> ModelError:
+    source = spec.weights
+    where_from = f"download {source.url}" if source.url else f"install {source.package}"
+    return ModelError(
+        f"the weights of {spec.model_id} are not available here and cannot be fetched ({reason})",
+        where=source.url or source.package,
+        hint=f"{where_from} on a machine with network access and place the file "
+        f"{source.file_name!r} at {target} (or pass its local path / s3:// URI explicitly)",
+    )
+
+
+def _download(url: str, target: Path, expected_sha256: str, spec: ModelSpec) -> Path:
+    from tqdm import tqdm
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    digest = hashlib.sha256()
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response,
+        ):
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=f"downloading {target.name}",
+                disable=None,
+            ) as bar:
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        actual = digest.hexdigest()
+        if not actual.startswith(expected_sha256.lower()):
+            raise ModelError(
+                f"sha256 mismatch for the download of {spec.model_id}: expected "
+                f"{expected_sha256}…, got {actual}",
+                where=url,
+                hint="the server returned a different file (proxy page, truncated download?); "
+                "nothing was saved; try again or place the right file at " + str(target),
+            )
+        os.replace(tmp, target)
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise _offline_error(spec, target, f"download failed: {exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def resolve_weights(spec: ModelSpec, path_or_uri: str | os.PathLike | None = None) -> Path:
+    """A verified local file holding the pretrained weights of ``spec``.
+
+    Order: an explicit local path or ``s3://``/``https://`` URI; the file shipped in a Python
+    package; the cache (``BOXTUNE_HOME/weights/<file_name>``); a download from the spec's URL.
+    """
+    source = spec.weights
+    if path_or_uri is not None:
+        location = str(path_or_uri)
+        if location.startswith(("http://", "https://")):
+            return _download(location, cached_weights_path(spec), source.sha256, spec)
+        path = local_copy(location, kind="weights") if is_remote(location) else Path(location)
+        path = path.expanduser()
+        if not path.is_file():
+            raise ModelError(
+                "weights file not found",
+                where=str(path),
+                hint=f"pass the path of {source.file_name!r} for {spec.model_id}",
+            )
+        verify_sha256(path, source.sha256, what=f"the weights of {spec.model_id}")
+        return path
+
+    packaged = _package_resource(source)
+    if packaged is not None:
+        verify_sha256(packaged, source.sha256, what=f"the weights of {spec.model_id}")
+        return packaged
+
+    target = cached_weights_path(spec)
+    if target.is_file():
+        verify_sha256(target, source.sha256, what=f"the cached weights of {spec.model_id}")
+        return target
+    if not source.url:
+        raise _offline_error(spec, target, f"the package {source.package} is not installed")
+    if os.environ.get("BOXTUNE_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        raise _offline_error(spec, target, "BOXTUNE_OFFLINE is set")
+    return _download(source.url, target, source.sha256, spec)

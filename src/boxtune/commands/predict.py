@@ -1,0 +1,67 @@
+"""``boxtune predict``: batch prediction over a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict every image of a folder; one <file_name>.out JSON per image",
+        description="Run a model over a folder (local or s3://) of images and write, for each "
+        "image, <file_name>.out holding the endpoint's verbose JSON answer. Resumable: images "
+        "whose outputs exist are skipped. Exit code 1 when any image failed.",
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="artifact dir, model.tar.gz, s3:// URI or deployable model_id",
+    )
+    parser.add_argument("--input", required=True, help="folder of images (local or s3://)")
+    parser.add_argument("--output", required=True, help="output folder (local or s3://)")
+    parser.add_argument(
+        "--visualize",
+        action="store_true",
+        help="also write visualizations/<file_name>.png with boxes and labels",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=0.25,
+        help="boxes drawn by --visualize score at least this (default: "
+        "%(default)s; the .out files keep every box)",
+    )
+    parser.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per model call")
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        help="drop boxes below this score from the outputs (default: none)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    from boxtune.serve.batch import predict_folder
+    from boxtune.serve.predictor import Predictor
+
+    predictor = Predictor.load(
+        args.model, backend=args.backend, score_threshold=args.score_threshold
+    )
+    summary = predict_folder(
+        predictor,
+        args.input,
+        args.output,
+        visualize=args.visualize,
+        min_score=args.min_score,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
+    print(summary.line())
+    for rel, reason in summary.failures.items():
+        print(f"  failed: {rel}: {reason}", file=sys.stderr)
+    return 1 if summary.failed else 0

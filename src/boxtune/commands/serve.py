@@ -1,0 +1,140 @@
+"""``boxtune serve``: the managed-platform-compatible HTTP endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from boxtune.serve.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServeConfig
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model over HTTP (POST /invocations, GET /ping, /metrics)",
+        description="Serve a model artifact (directory, model.tar.gz or s3:// URI) or a "
+        "deployable catalog model_id with the managed platform's request/response contract: "
+        "POST /invocations with Content-Type: application/x-image and Accept: "
+        "application/json[;verbose][;n_predictions=N].",
+    )
+    env_model = os.environ.get("BOXTUNE_MODEL")
+    parser.add_argument(
+        "--model",
+        required=env_model is None,
+        default=env_model,
+        help="artifact dir, model.tar.gz, s3:// URI or deployable model_id "
+        "(default: $BOXTUNE_MODEL)",
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("BOXTUNE_HOST", "127.0.0.1"),
+        help="0.0.0.0 to listen on every interface (containers); default: $BOXTUNE_HOST or "
+        "%(default)s",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("BOXTUNE_PORT", str(DEFAULT_PORT)),  # argparse applies type=
+        help="default: $BOXTUNE_PORT or %(default)s",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("onnxruntime", "torch"),
+        default="onnxruntime",
+        help="inference backend (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.environ.get("BOXTUNE_WORKERS", "1"),
+        help="worker processes, each loading the model (default: $BOXTUNE_WORKERS or %(default)s)",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=8,
+        help="images per model call when requests arrive together; 1 turns "
+        "dynamic batching off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-batch-delay-ms",
+        type=_non_negative_float,
+        default=5.0,
+        help="how long a batch waits for requests that are still arriving; a lone request "
+        "never waits (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=_positive_int,
+        default=256,
+        help="images waiting for the model beyond which requests get 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="larger request bodies get 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=_positive_int,
+        default=None,
+        help="decoded images with more pixels get 413 (decompression bombs; default: 50,000,000)",
+    )
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        help="drop boxes scoring below this (default: none, as the managed endpoint)",
+    )
+    parser.add_argument(
+        "--max-detections",
+        type=_positive_int,
+        default=100,
+        help="boxes kept per image before n_predictions (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=_non_negative_float,
+        default=30.0,
+        help="seconds in-flight requests get after SIGTERM (default: %(default)s)",
+    )
+    parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    from boxtune.serve.server import run_server
+
+    extra = {} if args.max_image_pixels is None else {"max_image_pixels": args.max_image_pixels}
+    config = ServeConfig(
+        model=args.model,
+        backend=args.backend,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        max_batch_size=args.max_batch_size,
+        max_batch_delay_ms=args.max_batch_delay_ms,
+        max_queue=args.max_queue,
+        max_body_bytes=args.max_body_bytes,
+        score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+        graceful_timeout_s=args.graceful_timeout,
+        access_log=not args.no_access_log,
+        **extra,
+    )
+    return run_server(config)

@@ -1,0 +1,75 @@
+"""Atomic, pickle-free weight and checkpoint files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from boxtune.errors import ModelError
+
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def _atomic_target(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    # clone(): safetensors refuses tensors that share storage (tied weights, views).
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    tmp = _atomic_target(path)
+    try:
+        save_file(state, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_weights(module: nn.Module, path: Path) -> None:
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise ModelError(
+            f"cannot read the weights file ({exc})",
+            where=str(path),
+            hint="the artifact is damaged; export it again",
+        ) from exc
+    result = module.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ModelError(
+            f"the weights do not fit the network: missing {result.missing_keys[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}",
+            where=str(path),
+            hint="the artifact was written for another model_id or number of classes",
+        )
+
+
+def save_checkpoint_file(payload: dict, path: Path) -> None:
+    """torch.save of tensors and plain Python values only, so ``weights_only=True`` loads it."""
+    tmp = _atomic_target(path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint_file(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise ModelError("checkpoint not found", where=str(path)) from exc
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load the checkpoint ({exc})",
+            where=str(path),
+            hint="it is damaged or holds non-tensor objects; delete it to start over",
+        ) from exc

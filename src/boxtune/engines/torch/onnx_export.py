@@ -1,0 +1,53 @@
+"""ONNX export of the default model's raw head outputs (decode + NMS stay outside the graph)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ONNX_FILE = "model.onnx"
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("class_logits", "box_deltas")
+OPSET = 17
+
+
+class _Raw(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(images)
+
+
+def export_onnx(net: nn.Module, image_size: int, path: Path) -> None:
+    """Input ``images`` float32 [batch, 3, S, S] in 0..255; dynamic batch axis."""
+    was_training = net.training
+    net.eval()
+    dummy = torch.zeros(1, 3, image_size, image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _Raw(net),
+                (dummy,),
+                str(tmp),
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes={INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        net.train(was_training)

@@ -1,0 +1,350 @@
+"""Training jobs: submit one as a background process, follow it, stop it, read its results.
+
+A job is ``python -m boxtune.jobs.supervisor NAME`` started detached; the supervisor waits for
+a free slot (``BOXTUNE_MAX_RUNNING_JOBS``, default 1: two trainings on two cores only slow
+each other down), runs the job's command with its output in the job's log, publishes the
+artifact to ``<output_path>/<name>/output/`` and records the outcome. Whoever reads the
+registry checks that the supervisor still lives, so a killed job is marked failed, never left
+running forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from boxtune import storage
+from boxtune.errors import BoxtuneError
+from boxtune.jobs import logs, processes
+from boxtune.jobs.store import (
+    ACTIVE_JOB_STATUSES,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    JobRecord,
+    Registry,
+    name_from_base,
+    validate_name,
+)
+from boxtune.paths import boxtune_home
+
+TRAIN_OUTPUT_DIR = "train-output"
+LOG_FILE = "job.log"
+# A job registered but never picked up by a supervisor (the submitter died in between).
+NEVER_STARTED_AFTER_S = 60.0
+
+
+def jobs_root() -> Path:
+    return boxtune_home() / "jobs"
+
+
+def job_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a job's processes: the caller's, pinned to the same BOXTUNE_HOME."""
+    env = dict(os.environ)
+    env["BOXTUNE_HOME"] = str(boxtune_home())
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach the log file (and `logs --follow`) at once
+    env.setdefault("TQDM_MININTERVAL", "5")  # progress bars in a log file: a line every 5 s
+    env.update(extra or {})
+    return env
+
+
+def model_data_uri(output_path: str, job_name: str) -> str:
+    """Where a finished job's ``model.tar.gz`` lives (the managed platform's layout)."""
+    return storage.join(output_path, job_name, "output", "model.tar.gz")
+
+
+def submit_job(
+    command: list[str],
+    *,
+    name: str | None = None,
+    base_name: str = "boxtune-job",
+    model_id: str | None = None,
+    base_model: str | None = None,
+    hyperparameters: Mapping[str, str] | None = None,
+    inputs: Mapping[str, str] | None = None,
+    output_path: str | None = None,
+    source: str = "sdk",
+    env: Mapping[str, str] | None = None,
+    registry: Registry | None = None,
+) -> JobRecord:
+    """Register a job running ``command`` and start its supervisor; returns the queued record.
+
+    With ``output_path``, the supervisor publishes the model directory found under the job's
+    ``train-output/`` to ``<output_path>/<name>/output/`` once the command succeeds.
+    """
+    registry = registry or Registry()
+    name = validate_name(name) if name else name_from_base(base_name)
+    work_dir = jobs_root() / name
+    if work_dir.exists() and registry.get_job(name) is None:
+        raise BoxtuneError(
+            f"{work_dir} exists but no job named {name!r} is registered",
+            hint="pick another job name, or remove the directory",
+        )
+    job = JobRecord(
+        name=name,
+        status=QUEUED,
+        model_id=model_id,
+        base_model=base_model,
+        hyperparameters={k: str(v) for k, v in (hyperparameters or {}).items()},
+        inputs=dict(inputs or {}),
+        output_path=output_path,
+        model_data=model_data_uri(output_path, name) if output_path else None,
+        work_dir=str(work_dir),
+        log_path=str(work_dir / LOG_FILE),
+        command=[str(part) for part in command],
+        created_at=time.time(),
+        source=source,
+    )
+    registry.insert_job(job)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "command.json").write_text(json.dumps(job.command, indent=2) + "\n")
+    supervisor = processes.spawn_detached(
+        processes.python_command("boxtune.jobs.supervisor", name),
+        Path(job.log_path),
+        cwd=work_dir,
+        env=job_environment(env),
+    )
+    identity = processes.process_identity(supervisor.pid)
+    registry.update_job(name, pid=supervisor.pid, pid_started=identity)
+    return registry.get_job(name) or job
+
+
+def training_command(
+    *,
+    work_dir: Path,
+    training: str,
+    validation: str | None = None,
+    model_id: str | None = None,
+    base_model: str | None = None,
+    hyperparameters: Mapping[str, str] | None = None,
+) -> list[str]:
+    """``boxtune train ...`` writing into the job's local ``train-output/`` directory."""
+    command = processes.python_command("boxtune.cli", "train", "--training", str(training))
+    if model_id:
+        command += ["--model-id", model_id]
+    if base_model:
+        command += ["--model", str(base_model)]
+    if validation:
+        command += ["--validation", str(validation)]
+    command += ["--output", str(work_dir / TRAIN_OUTPUT_DIR)]
+    for key, value in (hyperparameters or {}).items():
+        command += ["--hp", f"{key}={value}"]
+    return command
+
+
+def submit_training_job(
+    *,
+    training: str,
+    output_path: str,
+    validation: str | None = None,
+    model_id: str | None = None,
+    base_model: str | None = None,
+    hyperparameters: Mapping[str, str] | None = None,
+    name: str | None = None,
+    base_name: str | None = None,
+    source: str = "sdk",
+    registry: Registry | None = None,
+) -> JobRecord:
+    """Fine-tune ``model_id`` (or continue from the artifact ``base_model``) as a job."""
+    if not model_id and not base_model:
+        raise BoxtuneError(
+            "a training job needs a model",
+            hint="pass model_id (see `boxtune models list`) or base_model (a previous artifact)",
+        )
+    name = validate_name(name) if name else name_from_base(base_name or model_id or "boxtune")
+    hyperparameters = {k: str(v) for k, v in (hyperparameters or {}).items()}
+    inputs = {"training": str(training)}
+    if validation:
+        inputs["validation"] = str(validation)
+    if base_model:
+        inputs["model"] = str(base_model)
+    command = training_command(
+        work_dir=jobs_root() / name,
+        training=str(training),
+        validation=str(validation) if validation else None,
+        model_id=model_id,
+        base_model=str(base_model) if base_model else None,
+        hyperparameters=hyperparameters,
+    )
+    return submit_job(
+        command,
+        name=name,
+        model_id=model_id,
+        base_model=str(base_model) if base_model else None,
+        hyperparameters=hyperparameters,
+        inputs=inputs,
+        output_path=output_path,
+        source=source,
+        registry=registry,
+    )
+
+
+# -- reading the registry, with liveness checks ------------------------------------------------
+def _orphan_reason(job: JobRecord) -> str:
+    reason = (
+        f"the job's supervisor process (pid {job.pid}) ended without recording a result "
+        "(it was killed, or the machine restarted)"
+    )
+    last = logs.failure_reason(logs.read_tail(Path(job.log_path)))
+    return f"{reason}\nlast log lines:\n{last}" if last else reason
+
+
+def _kill_orphaned_trainer(job: JobRecord) -> None:
+    """The supervisor is gone but its child may still run: stop it, nobody will record it."""
+    if not job.child_pid or not job.pid or not processes.is_alive(job.child_pid):
+        return
+    try:
+        same_group = os.getpgid(job.child_pid) == job.pid
+    except ProcessLookupError:
+        return
+    if same_group:
+        processes.terminate(job.child_pid, None, grace_s=5.0)
+
+
+def reconcile(job: JobRecord, registry: Registry) -> JobRecord:
+    """Mark an active job whose processes are gone as failed (with the reason)."""
+    if job.status not in ACTIVE_JOB_STATUSES:
+        return job
+    now = time.time()
+    if job.pid is None:
+        if now - job.created_at < NEVER_STARTED_AFTER_S:
+            return job
+        reason = "the job was registered but its supervisor never started"
+    elif processes.is_alive(job.pid, job.pid_started):
+        return job
+    else:
+        _kill_orphaned_trainer(job)
+        reason = _orphan_reason(job)
+    registry.update_job(
+        job.name, when_status=ACTIVE_JOB_STATUSES, status=FAILED, ended_at=now,
+        failure_reason=reason,
+    )
+    return registry.get_job(job.name) or job
+
+
+def find_metrics_file(work_dir: str | Path) -> Path | None:
+    output = Path(work_dir) / TRAIN_OUTPUT_DIR
+    direct = output / "metrics.jsonl"
+    if direct.exists():
+        return direct
+    return next(iter(sorted(output.rglob("metrics.jsonl"))), None) if output.exists() else None
+
+
+def read_metrics(job: JobRecord) -> list[dict]:
+    """The job's per-epoch metrics so far (the trainer's metrics.jsonl), oldest first."""
+    path = find_metrics_file(job.work_dir)
+    if path is None:
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+    return records
+
+
+def get_job(name: str, registry: Registry | None = None, with_metrics: bool = True) -> JobRecord:
+    registry = registry or Registry()
+    job = registry.get_job(name)
+    if job is None:
+        known = [j.name for j in registry.list_jobs(limit=5)]
+        raise BoxtuneError(
+            f"no training job named {name!r}",
+            where=str(registry.path),
+            hint="`boxtune jobs list` shows the jobs"
+            + (f"; most recent: {', '.join(known)}" if known else "")
+            + " (jobs are kept per BOXTUNE_HOME)",
+        )
+    job = reconcile(job, registry)
+    if with_metrics:
+        job.metrics = read_metrics(job)
+    return job
+
+
+def list_jobs(
+    statuses: list[str] | None = None, limit: int | None = None, registry: Registry | None = None
+) -> list[JobRecord]:
+    registry = registry or Registry()
+    for job in registry.list_jobs(ACTIVE_JOB_STATUSES):
+        reconcile(job, registry)
+    return registry.list_jobs(statuses, limit)
+
+
+def stop_job(name: str, registry: Registry | None = None, grace_s: float = 15.0) -> JobRecord:
+    """Stop a queued or running job (its whole process group); a finished job is left as is."""
+    registry = registry or Registry()
+    job = get_job(name, registry, with_metrics=False)
+    if not job.is_active:
+        return job
+    registry.update_job(
+        name, when_status=ACTIVE_JOB_STATUSES, status=STOPPED, ended_at=time.time(),
+        failure_reason="stopped by the user",
+    )
+    # SIGINT reaches the trainer with its supervisor (one process group): the trainer saves a
+    # checkpoint (a KeyboardInterrupt) before it exits, so the run can be resumed.
+    processes.terminate(job.pid, job.pid_started, grace_s=grace_s, first_signal=signal.SIGINT)
+    return get_job(name, registry)
+
+
+def wait_for_job(
+    name: str,
+    *,
+    timeout: float | None = None,
+    poll_s: float = 1.0,
+    registry: Registry | None = None,
+    on_poll: Callable[[JobRecord], None] | None = None,
+) -> JobRecord:
+    """Block until the job is completed, failed or stopped; returns the final record."""
+    registry = registry or Registry()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = get_job(name, registry, with_metrics=False)
+        if on_poll:
+            on_poll(job)
+        if not job.is_active:
+            job.metrics = read_metrics(job)
+            return job
+        if deadline is not None and time.monotonic() > deadline:
+            raise BoxtuneError(
+                f"training job {name!r} is still {job.status} after {timeout:.0f} s",
+                hint=f"keep waiting with `boxtune jobs logs {name} --follow`, or stop it with "
+                f"`boxtune jobs stop {name}`",
+            )
+        time.sleep(poll_s)
+
+
+def stream_logs(
+    name: str, out, registry: Registry | None = None, follow: bool = True, poll_s: float = 0.5
+) -> JobRecord:
+    """Write the job's log to ``out``; with ``follow`` keep going until the job ends."""
+    registry = registry or Registry()
+    job = get_job(name, registry, with_metrics=False)
+    log_path = Path(job.log_path)
+
+    def finished() -> bool:
+        return not follow or not get_job(name, registry, with_metrics=False).is_active
+
+    logs.follow(log_path, finished, out, poll_s=poll_s)
+    return get_job(name, registry)
+
+
+__all__ = [
+    "QUEUED",
+    "RUNNING",
+    "get_job",
+    "list_jobs",
+    "model_data_uri",
+    "read_metrics",
+    "reconcile",
+    "stop_job",
+    "stream_logs",
+    "submit_job",
+    "submit_training_job",
+    "wait_for_job",
+]

@@ -1,0 +1,104 @@
+"""``list_models(filter=...)``: the catalog's model ids, filtered like the managed SDK's
+``list_jumpstart_models``.
+
+A filter is ``None`` (everything), a substring of the model id, an expression
+``"<field> <op> <value>"`` with ``==``, ``!=``, ``in``, ``not in``, ``contains``, ``>=``... over
+the fields of a catalog entry (``task`` is always ``od``; ``framework`` is the engine), several
+expressions joined by `` and ``, or a callable taking the entry as a dict.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from typing import Any
+
+from boxtune.errors import BoxtuneError
+
+_EXPRESSION = re.compile(
+    r"^\s*(?P<field>[A-Za-z_][\w.]*)\s*(?P<op>==|!=|>=|<=|>|<|not in|in|contains|=)\s*"
+    r"(?P<value>.+?)\s*$"
+)
+_ORDER = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+def _entry(spec) -> dict[str, Any]:
+    data = spec.to_json()
+    data["task"] = "od"
+    data["framework"] = spec.engine
+    data["model_type"] = "open_weights"
+    return data
+
+
+def _coerce(raw: str) -> Any:
+    text = raw.strip().strip("'\"")
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        return text
+
+
+def _as_text(value: Any) -> str:
+    return str(value).lower()
+
+
+def _compile(expression: str) -> Callable[[dict], bool]:
+    clauses = re.split(r"\s+and\s+", expression.strip(), flags=re.IGNORECASE)
+    tests = []
+    for clause in clauses:
+        match = _EXPRESSION.match(clause)
+        if not match:
+            needle = clause.strip().lower()
+            tests.append(lambda entry, needle=needle: needle in entry["model_id"].lower())
+            continue
+        field, op, raw = match["field"], match["op"], match["value"]
+        tests.append(_clause(field, op, raw, expression))
+    return lambda entry: all(test(entry) for test in tests)
+
+
+def _clause(field: str, op: str, raw: str, expression: str) -> Callable[[dict], bool]:
+    def value_of(entry: dict) -> Any:
+        if field not in entry:
+            raise BoxtuneError(
+                f"unknown field {field!r} in filter {expression!r}",
+                where="list_models(filter=...)",
+                hint="fields: " + ", ".join(sorted(entry)),
+            )
+        return entry[field]
+
+    if op in ("in", "not in"):
+        options = {_as_text(_coerce(v)) for v in raw.strip("()[] ").split(",") if v.strip()}
+        wanted = op == "in"
+        return lambda entry: (_as_text(value_of(entry)) in options) == wanted
+    if op == "contains":
+        needle = _as_text(_coerce(raw))
+        return lambda entry: needle in _as_text(value_of(entry))
+    target = _coerce(raw)
+    if op in _ORDER:
+        compare = _ORDER[op]
+        return lambda entry: value_of(entry) is not None and compare(value_of(entry), target)
+    equal = op in ("==", "=")
+    return lambda entry: (_as_text(value_of(entry)) == _as_text(target)) == equal
+
+
+def list_models(
+    filter: str | Callable[[dict], bool] | None = None,  # noqa: A002 (the managed SDK's name)
+    **platform: Any,
+) -> list[str]:
+    """Model ids of the catalog that pass ``filter``, sorted."""
+    from boxtune.catalog import list_specs
+    from boxtune.sdk.notices import ignore_platform_arguments
+
+    ignore_platform_arguments("list_models", platform)
+    entries = [_entry(spec) for spec in list_specs()]
+    if filter is None:
+        keep = entries
+    elif callable(filter):
+        keep = [entry for entry in entries if filter(entry)]
+    else:
+        test = _compile(str(filter))
+        keep = [entry for entry in entries if test(entry)]
+    return sorted(entry["model_id"] for entry in keep)

@@ -1,0 +1,55 @@
+"""One-line notices for the managed platform's arguments that mean nothing on this machine.
+
+Code written for the managed SDK passes roles, instance types, container images and sessions;
+boxtune accepts them so the code runs unchanged, and says once which ones it ignored.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+# Arguments of the managed SDK's Estimator/Model/deploy that have no local meaning.
+PLATFORM_ONLY = frozenset(
+    {
+        "role", "instance_type", "instance_count", "initial_instance_count",
+        "sagemaker_session", "image_uri", "source_dir", "entry_point", "max_run", "max_wait",
+        "volume_size", "volume_kms_key", "output_kms_key", "tags", "metric_definitions",
+        "enable_network_isolation", "subnets", "security_group_ids", "use_spot_instances",
+        "checkpoint_s3_uri", "checkpoint_local_path", "encrypt_inter_container_traffic",
+        "debugger_hook_config", "disable_profiler", "profiler_config", "region",
+        "tolerate_vulnerable_model", "tolerate_deprecated_model", "environment", "env",
+        "predictor_cls", "model_name", "container_log_level", "code_location",
+        "dependencies", "git_config", "framework_version", "py_version", "kms_key",
+        "data_capture_config", "async_inference_config", "serverless_inference_config",
+        "accelerator_type", "volume_size_in_gb", "model_data_download_timeout",
+        "container_startup_health_check_timeout", "experiment_config", "vpc_config",
+        "keep_alive_period_in_seconds", "distribution", "hub_name", "model_type",
+        "hub_arn", "config_name", "inference_component_name", "max_retry_attempts",
+        "framework", "image_scope", "script_scope", "model_scope", "base_job_name_",
+    }
+)
+
+_already_said: set[tuple[str, frozenset[str]]] = set()
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value != {} and value != []
+
+
+def ignore_platform_arguments(owner: str, arguments: Mapping[str, Any]) -> list[str]:
+    """Print (once per owner and set of names) which arguments were ignored; returns them."""
+    ignored = sorted(name for name, value in arguments.items() if _is_set(value))
+    if not ignored:
+        return []
+    unknown = [name for name in ignored if name not in PLATFORM_ONLY]
+    key = (owner, frozenset(ignored))
+    if key not in _already_said:
+        _already_said.add(key)
+        line = f"boxtune: {owner} ignores {', '.join(ignored)} (managed-platform settings; " \
+            "boxtune runs on this machine)"
+        if unknown:
+            line += f"; not platform arguments either, check the spelling: {', '.join(unknown)}"
+        print(line, file=sys.stderr)
+    return ignored

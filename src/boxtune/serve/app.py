@@ -1,0 +1,361 @@
+"""The HTTP app: the managed platform's routes (``/ping``, ``/invocations``), KServe v2 health
+routes and Prometheus ``/metrics``.
+
+The model loads in a background thread at startup, so ``/ping`` answers 503 until it is ready.
+Every error is JSON ``{"error", "hint"}``; stack traces go to the server log only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from boxtune.errors import BoxtuneError
+from boxtune.serve import metrics
+from boxtune.serve.batching import DynamicBatcher, QueueFullError
+from boxtune.serve.codec import ImageDecodeError, ImageTooLargeError
+from boxtune.serve.config import ServeConfig
+from boxtune.serve.contract import (
+    JSON_CONTENT_TYPE,
+    BadAcceptParameterError,
+    UnsupportedAcceptError,
+    parse_accept,
+)
+from boxtune.serve.predictor import Predictor
+
+log = logging.getLogger("boxtune.serve")
+
+IMAGE_CONTENT_TYPES = frozenset(
+    {
+        "application/x-image",
+        "image/jpeg",
+        "image/jpg",
+        "image/png",
+        "image/webp",
+        "image/bmp",
+        "image/gif",
+        "image/tiff",
+    }
+)
+KNOWN_ROUTES = frozenset(
+    {"/ping", "/invocations", "/metrics", "/v2/health/live", "/v2/health/ready"}
+)
+# Bodies declared larger than the limit are still read (and dropped) up to this size, so that
+# the client, still sending, receives the 413 instead of a broken connection.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class ModelState:
+    """What the background loader produced; read by the request handlers."""
+
+    predictor: Predictor | None = None
+    error: str | None = None
+    load_seconds: float | None = None
+
+
+class ErrorResponse(Exception):
+    def __init__(
+        self, status: int, error: str, hint: str, reason: str, headers: dict | None = None
+    ):
+        self.status, self.error, self.hint, self.reason = status, error, hint, reason
+        self.headers = headers or {}
+
+
+def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
+    content = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return Response(content, status_code=status, media_type=JSON_CONTENT_TYPE, headers=headers)
+
+
+def error_response(err: ErrorResponse) -> Response:
+    response = json_response({"error": err.error, "hint": err.hint}, err.status, err.headers)
+    response.headers["x-boxtune-error-reason"] = err.reason
+    return response
+
+
+def create_app(config: ServeConfig, predictor: Predictor | None = None) -> ASGIApp:
+    """The ASGI app; pass ``predictor`` to serve an already loaded one (tests, embedding)."""
+    state = ModelState()
+    if predictor is not None:
+        state.predictor = predictor
+    batcher = DynamicBatcher(
+        lambda images: _require_predictor(state).predict_arrays(images),
+        max_batch_size=config.max_batch_size,
+        max_delay_s=config.max_batch_delay_ms / 1000.0,
+        max_queue=config.max_queue,
+        on_batch=metrics.observe_batch,
+    )
+
+    def load_model() -> None:
+        started = time.perf_counter()
+        try:
+            state.predictor = Predictor.load(
+                config.model,
+                backend=config.backend,
+                score_threshold=config.score_threshold,
+                max_detections=config.max_detections,
+                max_image_pixels=config.max_image_pixels,
+            )
+            state.load_seconds = time.perf_counter() - started
+            log.info("model ready in %.1f s: %s", state.load_seconds, state.predictor.description)
+        except BoxtuneError as exc:
+            state.error = str(exc)
+            log.error("model failed to load: %s", exc)
+        except Exception as exc:
+            state.error = f"{type(exc).__name__}: {exc}"
+            log.exception("model failed to load")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        batcher.start()
+        if predictor is None:
+            threading.Thread(target=load_model, name="boxtune-load", daemon=True).start()
+        yield
+        await batcher.stop()
+
+    def not_ready() -> ErrorResponse:
+        if state.error:
+            return ErrorResponse(
+                503,
+                f"model failed to load: {state.error}",
+                "fix the --model reference and restart the server",
+                "load_failed",
+            )
+        return ErrorResponse(
+            503,
+            "model is still loading",
+            "poll GET /ping until it answers 200",
+            "loading",
+            {"Retry-After": "1"},
+        )
+
+    async def ping(request: Request) -> Response:
+        if state.predictor is None:
+            return error_response(not_ready())
+        return json_response({"status": "ready", "model": state.predictor.description})
+
+    async def live(request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def ready(request: Request) -> Response:
+        if state.predictor is None:
+            return json_response({"ready": False}, 503)
+        return json_response({"ready": True})
+
+    async def metrics_route(request: Request) -> Response:
+        content, content_type = metrics.render()
+        return Response(content, media_type=content_type)
+
+    async def invocations(request: Request) -> Response:
+        if state.predictor is None:
+            raise not_ready()
+        predictor = state.predictor
+        _check_content_type(request.headers.get("content-type"))
+        response_format = _parse_accept(request.headers.get("accept"))
+        with batcher.arriving():
+            body = await _read_body(request, config.max_body_bytes)
+            try:
+                image = await run_in_threadpool(predictor.decode, body)
+            except ImageTooLargeError as exc:
+                raise ErrorResponse(413, exc.message, exc.hint or "", "image_too_large") from exc
+            except ImageDecodeError as exc:
+                reason = "empty_body" if not body else "undecodable"
+                raise ErrorResponse(400, exc.message, exc.hint or "", reason) from exc
+        try:
+            detections = await batcher.submit(image.pixels)
+        except QueueFullError as exc:
+            raise ErrorResponse(
+                503,
+                f"server overloaded: {exc}",
+                "retry after a moment, or run more --workers / a larger --max-queue",
+                "overloaded",
+                {"Retry-After": "1"},
+            ) from exc
+        answer = predictor.respond(detections, image, response_format)
+        return json_response(answer)
+
+    routes = [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/metrics", metrics_route, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ErrorResponse: _error_exception,
+            HTTPException: _http_exception,
+            Exception: _unexpected,
+        },
+    )
+    app.state.model = state
+    return _MetricsMiddleware(app)
+
+
+def app_from_env() -> ASGIApp:
+    """App factory for uvicorn worker processes (``boxtune serve --workers N``)."""
+    _configure_logging()
+    return create_app(ServeConfig.from_env())
+
+
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
+
+
+def _require_predictor(state: ModelState) -> Predictor:
+    if state.predictor is None:
+        raise RuntimeError("model not loaded")
+    return state.predictor
+
+
+def _check_content_type(header: str | None) -> None:
+    media_type = (header or "").split(";")[0].strip().lower()
+    if media_type not in IMAGE_CONTENT_TYPES:
+        shown = f"Content-Type {header!r}" if header else "no Content-Type"
+        raise ErrorResponse(
+            415,
+            f"unsupported media type: {shown}",
+            "send the image bytes with Content-Type: application/x-image "
+            "(or image/jpeg, image/png)",
+            "unsupported_content_type",
+        )
+
+
+def _parse_accept(header: str | None):
+    try:
+        return parse_accept(header)
+    except UnsupportedAcceptError as exc:
+        raise ErrorResponse(406, exc.message, exc.hint or "", "unsupported_accept") from exc
+    except BadAcceptParameterError as exc:
+        raise ErrorResponse(400, exc.message, exc.hint or "", "bad_accept_parameter") from exc
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = ErrorResponse(
+        413,
+        f"request body larger than the server's limit of {limit:,} bytes",
+        "send a smaller (downscaled or more compressed) image, or start the server with a "
+        "larger --max-body-bytes",
+        "body_too_large",
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        if int(declared) <= DRAIN_LIMIT_BYTES:
+            await _drain(request)
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise ErrorResponse(
+            400,
+            "client disconnected before sending the whole body",
+            "resend the request",
+            "client_disconnect",
+        ) from exc
+    return b"".join(chunks)
+
+
+async def _drain(request: Request) -> None:
+    try:
+        async for _ in request.stream():
+            pass
+    except ClientDisconnect:
+        pass
+
+
+async def _error_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ErrorResponse)
+    return error_response(exc)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        err = ErrorResponse(
+            404,
+            f"no route {request.url.path}",
+            "routes: GET /ping, POST /invocations, GET /metrics, "
+            "GET /v2/health/live, GET /v2/health/ready",
+            "not_found",
+        )
+    elif exc.status_code == 405:
+        err = ErrorResponse(
+            405,
+            f"method {request.method} not allowed on {request.url.path}",
+            "use POST /invocations and GET for the other routes",
+            "method_not_allowed",
+        )
+    else:
+        err = ErrorResponse(exc.status_code, str(exc.detail), "", "http_error")
+    return error_response(err)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        ErrorResponse(
+            500,
+            f"internal error: {type(exc).__name__}",
+            "the server log holds the details; report it if it persists",
+            "internal",
+        )
+    )
+
+
+class _MetricsMiddleware:
+    """Counts requests by route and status and times them (pure ASGI, no body buffering)."""
+
+    def __init__(self, app: Starlette):
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route = scope["path"] if scope["path"] in KNOWN_ROUTES else "other"
+        started = time.perf_counter()
+        status = 500
+        reason = ""
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, reason
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for key, value in message.get("headers", []):
+                    if key == b"x-boxtune-error-reason":
+                        reason = value.decode()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            status, reason = 499, "cancelled"
+            raise
+        finally:
+            metrics.REQUESTS.labels(route, scope.get("method", ""), str(status)).inc()
+            if status >= 400:
+                metrics.ERRORS.labels(route, reason or str(status)).inc()
+            metrics.LATENCY.labels(route).observe(time.perf_counter() - started)

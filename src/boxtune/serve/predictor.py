@@ -1,0 +1,97 @@
+"""The in-process predictor: the same answers as the HTTP endpoint, without HTTP.
+
+>>> predictor = Predictor.load("out/model")          # or model.tar.gz, s3://..., a model_id
+>>> body, content_type = predictor.predict_bytes(open("cat.jpg", "rb").read(),
+...                                              "application/json;verbose")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from boxtune.detections import Detections
+from boxtune.engines.base import Runner
+from boxtune.labels import LabelMap
+from boxtune.serve.codec import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
+from boxtune.serve.contract import (
+    JSON_CONTENT_TYPE,
+    ResponseFormat,
+    build_response,
+    parse_accept,
+)
+from boxtune.serve.loading import load_runner
+
+DEFAULT_MAX_DETECTIONS = 100
+
+
+@dataclass
+class Predictor:
+    """A Runner plus the contract: decoding, score threshold, detection cap, JSON answer."""
+
+    runner: Runner
+    description: str = "custom runner"
+    score_threshold: float | None = None
+    max_detections: int = DEFAULT_MAX_DETECTIONS
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def load(
+        cls,
+        model_ref: str,
+        backend: str = "onnxruntime",
+        score_threshold: float | None = None,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> Predictor:
+        """model_ref: artifact dir, model.tar.gz, s3:// URI, deployable model_id, or
+        ``py:module:function`` returning a Runner."""
+        runner, description = load_runner(model_ref, backend)
+        return cls(runner, description, score_threshold, max_detections, max_image_pixels)
+
+    @property
+    def label_map(self) -> LabelMap:
+        return self.runner.label_map
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.runner.label_map.names)
+
+    def decode(self, body: bytes, source: str = "request body") -> DecodedImage:
+        return decode_image(body, max_pixels=self.max_image_pixels, source=source)
+
+    def predict_arrays(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detections (pixels of each image, best first, at most max_detections) per image."""
+        if not images:
+            return []
+        results = self.runner.predict(list(images))
+        return [d.sorted().top(self.max_detections) for d in results]
+
+    def respond(
+        self, detections: Detections, image: DecodedImage, response_format: ResponseFormat
+    ) -> dict:
+        return build_response(
+            detections,
+            width=image.width,
+            height=image.height,
+            label_map=self.label_map,
+            response_format=response_format,
+            score_threshold=self.score_threshold,
+        )
+
+    def predict_image(self, image: DecodedImage, accept: str | None = None) -> dict:
+        response_format = parse_accept(accept)
+        return self.respond(self.predict_arrays([image.pixels])[0], image, response_format)
+
+    def predict_bytes(self, body: bytes, accept: str | None = None) -> tuple[dict, str]:
+        """The endpoint's answer for one encoded image and Accept header, and its content type.
+
+        Raises ImageDecodeError / ImageTooLargeError / UnsupportedAcceptError /
+        BadAcceptParameterError (all BoxtuneError) for bad input.
+        """
+        response_format = parse_accept(accept)
+        image = self.decode(body)
+        detections = self.predict_arrays([image.pixels])[0]
+        return self.respond(detections, image, response_format), JSON_CONTENT_TYPE

@@ -1,0 +1,71 @@
+"""Checkpoints for --resume: the engine saves model and optimizer, the trainer adds its state.
+
+The trainer's state travels as one JSON string inside the engine's ``extra`` dict, so it survives
+any serializer the engine uses (including torch's ``weights_only`` loading).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from boxtune.engines.base import Detector
+
+STATE_KEY = "boxtune_trainer_state"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainerState:
+    """Where a run stands: ``epoch`` is the next epoch to run and ``step`` the next step in it
+    (non-zero only after an interruption mid-epoch)."""
+
+    model_id: str
+    labels: dict
+    hyperparameters: dict[str, str]
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    train_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    tracker: dict = field(default_factory=dict)
+    guard: dict = field(default_factory=dict)
+    partial_epoch: dict = field(default_factory=dict)  # running sums of an interrupted epoch
+    best_evaluation: dict | None = None
+    format_version: int = FORMAT_VERSION
+
+    def to_extra(self) -> dict[str, Any]:
+        return {STATE_KEY: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any], source: Path) -> TrainerState:
+        from boxtune.errors import TrainingError
+
+        try:
+            data = json.loads(extra[STATE_KEY])
+            return cls(**data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TrainingError(
+                f"checkpoint holds no boxtune trainer state ({exc})",
+                where=str(source),
+                hint="it was not written by `boxtune train`; remove it, or start without "
+                "--resume into a new --output directory",
+            ) from exc
+
+
+def save(detector: Detector, path: Path, state: TrainerState) -> None:
+    """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        detector.save_checkpoint(tmp, state.to_extra())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(detector: Detector, path: Path) -> TrainerState:
+    return TrainerState.from_extra(detector.load_checkpoint(path), path)

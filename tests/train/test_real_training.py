@@ -1,0 +1,130 @@
+"""The trainer with the real torch engine: tiny images and few steps, so each test is quick.
+
+Covers what the fakes cannot: a real ``boxtune train`` process killed with SIGKILL and resumed,
+incremental training from a real artifact, and determinism with a fixed seed on CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from boxtune.artifacts import load_artifact
+from boxtune.catalog import DEFAULT_MODEL_ID
+from boxtune.errors import TrainingError
+from boxtune.train import train
+
+TINY_HP = {"image_size": 64, "batch_size": 8, "augmentation": "False", "num_workers": 0}
+EPOCH_LINE = re.compile(r"^\[Epoch (\d+)\], Speed: [0-9.]+ samples/sec, loss=([0-9.]+)\.$")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "boxtune.cli", "train", *args]
+
+
+def _hp_args(hp: dict) -> list[str]:
+    return [item for name, value in hp.items() for item in ("--hp", f"{name}={value}")]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory, tiny_dataset) -> Path:
+    output = tmp_path_factory.mktemp("tiny-model") / "out"
+    train(DEFAULT_MODEL_ID, tiny_dataset, None, output, {**TINY_HP, "epochs": 1},
+          log=lambda line: None, progress=False)
+    return output
+
+
+def test_sigkill_then_resume_finishes_the_run(tiny_dataset, tmp_path):
+    output = tmp_path / "out"
+    args = [
+        "--model-id", DEFAULT_MODEL_ID, "--training", str(tiny_dataset),
+        "--output", str(output), "--quiet", *_hp_args({**TINY_HP, "epochs": 2}),
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    checkpoint = output / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 240
+    try:
+        while not checkpoint.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        first_out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    assert not (output / "boxtune-model.json").exists()
+
+    resumed = subprocess.run(_cli(*args, "--resume"), capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    match = re.search(r"resuming from .*last\.pt at epoch (\d+)", resumed.stdout)
+    assert match, resumed.stdout
+    start = int(match.group(1))
+    assert start == 1  # the kill came after the first checkpoint, before the end
+    epochs_run = [int(m.group(1)) for line in resumed.stdout.splitlines()
+                  if (m := EPOCH_LINE.match(line))]
+    assert epochs_run == [1]  # continues; repeats no finished epoch
+
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1]
+    artifact = load_artifact(output)  # complete: every hash verified
+    assert {"weights.safetensors", "model.onnx", "labels_info.json", "metrics.json"} <= set(
+        artifact.files
+    )
+    assert artifact.metrics["epochs_completed"] == 2
+    assert (output / "model.tar.gz").is_file()
+    load_artifact(output / "model.tar.gz")
+
+
+def test_incremental_training_from_a_real_artifact(tiny_artifact, tiny_dataset, tmp_path):
+    lines: list[str] = []
+    result = train(None, tiny_dataset, None, tmp_path / "next", {**TINY_HP, "epochs": 1},
+                   artifact=tiny_artifact, log=lines.append, progress=False)
+    assert result.metrics["base_artifact"] == str(tiny_artifact)
+    first = load_artifact(tiny_artifact)
+    second = load_artifact(tmp_path / "next")
+    assert second.label_map == first.label_map and second.model_id == first.model_id
+    # It trained: the weights moved away from the starting artifact's.
+    assert _sha256(tmp_path / "next" / "weights.safetensors") != _sha256(
+        tiny_artifact / "weights.safetensors"
+    )
+
+
+def test_incremental_training_with_other_classes_is_a_clear_error(
+    tiny_artifact, renamed_classes_dataset, tmp_path
+):
+    with pytest.raises(TrainingError) as info:
+        train(None, renamed_classes_dataset, None, tmp_path / "next", {**TINY_HP, "epochs": 1},
+              artifact=tiny_artifact, log=lambda line: None, progress=False)
+    text = str(info.value)
+    assert "class set" in text and "only in the data: ['4:hexagon']" in text
+    assert str(tiny_artifact) in text and "hint:" in text
+
+
+def test_a_fixed_seed_repeats_on_cpu(tiny_artifact, tiny_dataset, tmp_path):
+    train(DEFAULT_MODEL_ID, tiny_dataset, None, tmp_path / "again", {**TINY_HP, "epochs": 1},
+          log=lambda line: None, progress=False)
+    first = json.loads((tiny_artifact / "history.json").read_text())
+    again = json.loads((tmp_path / "again" / "history.json").read_text())
+    assert [r["loss"] for r in again] == [r["loss"] for r in first]
+    assert again[0]["val_map50"] == first[0]["val_map50"]
+    assert _sha256(tmp_path / "again" / "weights.safetensors") == _sha256(
+        tiny_artifact / "weights.safetensors"
+    )
