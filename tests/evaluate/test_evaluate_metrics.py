@@ -162,6 +162,10 @@ def test_bad_predictions_are_rejected():
     ds = make_dataset({1: [(A, 1)]}, CATS)
     with pytest.raises(ModelError, match="class index 5"):
         evaluate_detections(ds, {1: dets([(A, 5, 0.9)])}, ds.label_map)
+    with pytest.raises(ModelError, match="class index -1"):
+        evaluate_detections(ds, {1: dets([(A, 0, 0.9), (B, -1, 0.8)])}, ds.label_map)
+    with pytest.raises(ModelError, match="NaN"):
+        evaluate_detections(ds, {1: dets([((0.0, 0.0, float("nan"), 5.0), 0, 0.9)])}, ds.label_map)
     with pytest.raises(ModelError, match="not in the dataset"):
         evaluate_detections(ds, {99: dets([(A, 0, 0.9)])}, ds.label_map)
 

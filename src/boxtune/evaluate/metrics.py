@@ -15,7 +15,7 @@ import numpy as np
 
 from boxtune.detections import Detections
 from boxtune.errors import DatasetError, ModelError
-from boxtune.evaluate.coco import RECALL_POINTS, CocoInput, compute_coco_metrics
+from boxtune.evaluate.coco import RECALL_POINTS, CocoInput, CocoMetrics, compute_coco_metrics
 from boxtune.evaluate.matching import ImageMatch, match_image
 from boxtune.labels import LabelMap
 
@@ -164,33 +164,65 @@ def _ground_truth_classes(dataset: Any, label_map: LabelMap) -> dict[int, int]:
 def _check_predictions(
     predictions: Mapping[int, Detections], image_ids: set[int], num_classes: int
 ) -> None:
+    where = "evaluate_detections(predictions=...)"
     unknown = [i for i in predictions if i not in image_ids]
     if unknown:
         raise ModelError(
             f"predictions for image ids that are not in the dataset: {unknown[:10]}",
-            where="evaluate_detections(predictions=...)",
+            where=where,
             hint="key predictions by the dataset's image ids",
         )
     for image_id, det in predictions.items():
-        if len(det) and (det.classes.min() < 0 or det.classes.max() >= num_classes):
+        outside = det.classes[(det.classes < 0) | (det.classes >= num_classes)]
+        if outside.size:
             raise ModelError(
-                f"detections of image {image_id} hold class index {int(det.classes.max())}, "
-                f"outside the label map's {num_classes} classes",
-                where="evaluate_detections(predictions=...)",
+                f"detections of image {image_id} hold class index {int(outside[0])}, outside "
+                f"the label map's {num_classes} classes",
+                where=where,
                 hint="the runner and the label map must come from the same model",
+            )
+        if not (np.isfinite(det.boxes).all() and np.isfinite(det.scores).all()):
+            raise ModelError(
+                f"detections of image {image_id} hold NaN or infinite boxes or scores",
+                where=where,
+                hint="the model diverged or its export is broken; re-train or re-export it",
             )
 
 
 @dataclass
 class _Collected:
-    """Ground truth and detections of every image, flattened for the COCO library."""
+    """Ground truth (class indices) and detections per image, in dataset order."""
 
+    image_ids: list[int]
     gt_by_image: dict[int, tuple[np.ndarray, np.ndarray]]
     det_by_image: dict[int, Detections]
 
-    def flatten(self, image_ids: list[int], gt: bool) -> tuple[np.ndarray, ...]:
+    @classmethod
+    def gather(
+        cls, dataset: Any, predictions: Mapping[int, Detections], label_map: LabelMap
+    ) -> _Collected:
+        image_ids = [int(r.id) for r in dataset.images]
+        _check_predictions(predictions, set(image_ids), len(label_map))
+        to_class = _ground_truth_classes(dataset, label_map)
+        lists: dict[int, tuple[list, list]] = {i: ([], []) for i in image_ids}
+        for ann in dataset.annotations:
+            if ann.image_id in lists:
+                lists[ann.image_id][0].append(ann.bbox)
+                lists[ann.image_id][1].append(to_class[ann.category_id])
+        return cls(
+            image_ids=image_ids,
+            gt_by_image={
+                i: (np.asarray(b, np.float64).reshape(-1, 4), np.asarray(c, np.int64))
+                for i, (b, c) in lists.items()
+            },
+            # An empty Detections is falsy, a missing entry means "nothing detected".
+            det_by_image={i: predictions.get(i) or Detections.empty() for i in image_ids},
+        )
+
+    def flatten(self, gt: bool) -> tuple[np.ndarray, ...]:
+        """(image ids, boxes, classes, scores) of every box, concatenated over images."""
         owners, boxes, classes, scores = [], [], [], []
-        for image_id in image_ids:
+        for image_id in self.image_ids:
             if gt:
                 b, c = self.gt_by_image[image_id]
                 s = np.ones(len(c), np.float32)
@@ -201,83 +233,55 @@ class _Collected:
             boxes.append(np.asarray(b, np.float64).reshape(-1, 4))
             classes.append(np.asarray(c, np.int64).reshape(-1))
             scores.append(np.asarray(s, np.float64).reshape(-1))
-        if not image_ids:
+        if not self.image_ids:
             return (np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0))
         return tuple(np.concatenate(x) for x in (owners, boxes, classes, scores))
 
 
-def evaluate_detections(
-    dataset: Any,
-    predictions: Mapping[int, Detections],
-    label_map: LabelMap,
-    score_threshold: float = 0.5,
-    iou_threshold: float = 0.5,
-) -> EvaluationResult:
-    """Evaluate ``predictions`` (image id -> detections in original-image pixels) on ``dataset``.
-
-    Images without an entry in ``predictions`` count as "nothing detected". COCO metrics use every
-    detection (up to 100 per image, by score); counts, precision, recall, F1 and the confusion
-    matrix use the detections scoring at least ``score_threshold`` and IoU ``iou_threshold``.
-    """
-    num_classes = len(label_map)
-    image_ids = [int(r.id) for r in dataset.images]
-    _check_predictions(predictions, set(image_ids), num_classes)
-    to_class = _ground_truth_classes(dataset, label_map)
-
-    gt_lists: dict[int, tuple[list, list]] = {i: ([], []) for i in image_ids}
-    for ann in dataset.annotations:
-        if ann.image_id in gt_lists:
-            gt_lists[ann.image_id][0].append(ann.bbox)
-            gt_lists[ann.image_id][1].append(to_class[ann.category_id])
-    collected = _Collected(
-        gt_by_image={
-            i: (np.asarray(b, np.float64).reshape(-1, 4), np.asarray(c, np.int64))
-            for i, (b, c) in gt_lists.items()
-        },
-        det_by_image={i: predictions.get(i) or Detections.empty() for i in image_ids},
-    )
-    gt_ids, gt_boxes, gt_classes, _ = collected.flatten(image_ids, gt=True)
-    det_ids, det_boxes, det_classes, det_scores = collected.flatten(image_ids, gt=False)
-    coco = compute_coco_metrics(
-        CocoInput(
-            image_ids=image_ids,
-            image_sizes=[(r.width, r.height) for r in dataset.images],
-            gt_image_ids=gt_ids,
-            gt_boxes=gt_boxes,
-            gt_classes=gt_classes,
-            det_image_ids=det_ids,
-            det_boxes=det_boxes,
-            det_classes=det_classes,
-            det_scores=det_scores,
-            category_ids=label_map.category_ids,
-        )
-    )
-
+def _match_at_threshold(
+    data: _Collected, num_classes: int, score_threshold: float, iou_threshold: float
+) -> tuple[np.ndarray, dict[int, ImageMatch]]:
+    """Confusion matrix [N+1, N+1] (rows truth, columns prediction) and per-image matches."""
     confusion = np.zeros((num_classes + 1, num_classes + 1), np.int64)
-    tp_scores: list[np.ndarray] = []
-    fp_scores: list[np.ndarray] = []
     matches: dict[int, ImageMatch] = {}
-    for image_id in image_ids:
-        boxes, classes = collected.gt_by_image[image_id]
-        det = collected.det_by_image[image_id]
-        kept = det.above(score_threshold)
+    for image_id in data.image_ids:
+        boxes, classes = data.gt_by_image[image_id]
+        kept = data.det_by_image[image_id].above(score_threshold)
         match = match_image(boxes, classes, kept.boxes, kept.classes, kept.scores, iou_threshold)
         match.add_to_confusion(confusion, classes, kept.classes)
         matches[image_id] = match
-        # Scores of all detections, to show where a threshold would separate right from wrong.
-        every = match_image(
+    return confusion, matches
+
+
+def _score_distribution(data: _Collected, iou_threshold: float) -> dict[str, Any]:
+    """Histogram of the scores of true and false positives over every detection, to show
+    where a threshold would separate right from wrong."""
+    tp_scores, fp_scores = [np.zeros(0)], [np.zeros(0)]
+    for image_id in data.image_ids:
+        boxes, classes = data.gt_by_image[image_id]
+        det = data.det_by_image[image_id]
+        match = match_image(
             boxes, classes, det.boxes, det.classes, det.scores, iou_threshold, confusions=False
         )
-        tp_scores.append(det.scores[[d for d, _ in every.true_positives]])
-        fp_scores.append(det.scores[every.false_positives])
+        tp_scores.append(det.scores[[d for d, _ in match.true_positives]])
+        fp_scores.append(det.scores[match.false_positives])
+    return {
+        "bins": SCORE_BINS,
+        "true_positives": np.histogram(np.clip(np.concatenate(tp_scores), 0, 1), SCORE_BINS)[0],
+        "false_positives": np.histogram(np.clip(np.concatenate(fp_scores), 0, 1), SCORE_BINS)[0],
+        "iou_threshold": float(iou_threshold),
+    }
 
-    ground_truth = np.bincount(gt_classes, minlength=num_classes)
-    per_class = []
-    for k in range(num_classes):
+
+def _per_class(
+    confusion: np.ndarray, ground_truth: np.ndarray, coco: CocoMetrics, label_map: LabelMap
+) -> list[ClassMetrics]:
+    rows = []
+    for k in range(len(label_map)):
         tp = int(confusion[k, k])
         detected = int(confusion[:, k].sum())
         precision, recall = _ratio(tp, detected), _ratio(tp, int(ground_truth[k]))
-        per_class.append(
+        rows.append(
             ClassMetrics(
                 index=k,
                 category_id=int(label_map.category_ids[k]),
@@ -295,67 +299,99 @@ def evaluate_detections(
                 f1=_f1(precision, recall),
             )
         )
+    return rows
 
-    total_tp = int(np.trace(confusion[:num_classes, :num_classes]))
-    total_detected = int(confusion[:, :num_classes].sum())
-    total_gt = int(ground_truth.sum())
-    precision, recall = _ratio(total_tp, total_detected), _ratio(total_tp, total_gt)
-    at_threshold = {
+
+def _totals(confusion: np.ndarray, score_threshold: float, iou_threshold: float) -> dict[str, Any]:
+    num_classes = confusion.shape[0] - 1
+    tp = int(np.trace(confusion[:num_classes, :num_classes]))
+    detected = int(confusion[:, :num_classes].sum())
+    total_gt = int(confusion[:num_classes].sum())
+    precision, recall = _ratio(tp, detected), _ratio(tp, total_gt)
+    return {
         "score_threshold": float(score_threshold),
         "iou_threshold": float(iou_threshold),
-        "true_positives": total_tp,
-        "false_positives": total_detected - total_tp,
-        "misses": total_gt - total_tp,
+        "true_positives": tp,
+        "false_positives": detected - tp,
+        "misses": total_gt - tp,
         "precision": precision,
         "recall": recall,
         "f1": _f1(precision, recall),
     }
 
-    pr_curves = []
-    for k in range(num_classes):
-        if coco.ap50[k] is None:
-            continue  # no ground truth: the curve is undefined
-        pr_curves.append(
-            {
-                "index": k,
-                "name": label_map.names[k],
-                "ap50": coco.ap50[k],
-                "ap75": coco.ap75[k],
-                "max_recall": coco.max_recall50[k],
-                "recall": RECALL_POINTS,
-                "precision": coco.precision50[k],
-                "precision75": coco.precision75[k],
-                # Score of the detection that reaches each recall point: where to put a threshold.
-                "scores": coco.scores50[k],
-            }
-        )
 
-    negatives = sum(1 for i in image_ids if not len(collected.gt_by_image[i][1]))
-    all_tp = np.concatenate(tp_scores) if tp_scores else np.zeros(0)
-    all_fp = np.concatenate(fp_scores) if fp_scores else np.zeros(0)
+def _pr_curves(coco: CocoMetrics, label_map: LabelMap) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": k,
+            "name": label_map.names[k],
+            "ap50": coco.ap50[k],
+            "ap75": coco.ap75[k],
+            "max_recall": coco.max_recall50[k],
+            "recall": RECALL_POINTS,
+            "precision": coco.precision50[k],
+            "precision75": coco.precision75[k],
+            # Score of the detection that reaches each recall point: where to put a threshold.
+            "scores": coco.scores50[k],
+        }
+        for k in range(len(label_map))
+        if coco.ap50[k] is not None  # no ground truth: the curve is undefined
+    ]
+
+
+def evaluate_detections(
+    dataset: Any,
+    predictions: Mapping[int, Detections],
+    label_map: LabelMap,
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+) -> EvaluationResult:
+    """Evaluate ``predictions`` (image id -> detections in original-image pixels) on ``dataset``.
+
+    Images without an entry in ``predictions`` count as "nothing detected". COCO metrics use every
+    detection (up to 100 per image, by score); counts, precision, recall, F1 and the confusion
+    matrix use the detections scoring at least ``score_threshold`` and IoU ``iou_threshold``.
+    Ground-truth categories map to ``label_map`` by category_id, else by name.
+    """
+    data = _Collected.gather(dataset, predictions, label_map)
+    gt_ids, gt_boxes, gt_classes, _ = data.flatten(gt=True)
+    det_ids, det_boxes, det_classes, det_scores = data.flatten(gt=False)
+    coco = compute_coco_metrics(
+        CocoInput(
+            image_ids=data.image_ids,
+            image_sizes=[(r.width, r.height) for r in dataset.images],
+            gt_image_ids=gt_ids,
+            gt_boxes=gt_boxes,
+            gt_classes=gt_classes,
+            det_image_ids=det_ids,
+            det_boxes=det_boxes,
+            det_classes=det_classes,
+            det_scores=det_scores,
+            category_ids=label_map.category_ids,
+        )
+    )
+    confusion, matches = _match_at_threshold(data, len(label_map), score_threshold, iou_threshold)
+    at_threshold = _totals(confusion, score_threshold, iou_threshold)
+    ground_truth = np.bincount(gt_classes, minlength=len(label_map))
     return EvaluationResult(
         summary=coco.summary,
         at_threshold=at_threshold,
-        per_class=per_class,
-        pr_curves=pr_curves,
+        per_class=_per_class(confusion, ground_truth, coco, label_map),
+        pr_curves=_pr_curves(coco, label_map),
         confusion_matrix={
             "labels": [*label_map.names, "background"],
             "rows": "ground truth",
             "columns": "prediction",
             "matrix": confusion,
         },
-        score_distribution={
-            "bins": SCORE_BINS,
-            "true_positives": np.histogram(np.clip(all_tp, 0, 1), SCORE_BINS)[0],
-            "false_positives": np.histogram(np.clip(all_fp, 0, 1), SCORE_BINS)[0],
-            "iou_threshold": float(iou_threshold),
-        },
+        score_distribution=_score_distribution(data, iou_threshold),
         counts={
-            "images": len(image_ids),
-            "images_without_boxes": negatives,
-            "ground_truth": total_gt,
+            "images": len(data.image_ids),
+            "images_without_boxes": sum(1 for _, c in data.gt_by_image.values() if not len(c)),
+            "ground_truth": int(ground_truth.sum()),
             "detections": len(det_scores),
-            "detections_above_threshold": total_detected,
+            "detections_above_threshold": at_threshold["true_positives"]
+            + at_threshold["false_positives"],
             "highest_score": float(det_scores.max()) if len(det_scores) else None,
         },
         image_matches=matches,

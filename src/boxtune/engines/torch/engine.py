@@ -18,6 +18,7 @@ from boxtune.engines.torch.runners import OnnxRunner, TorchRunner, notice
 from boxtune.engines.torch.tv_models import (
     COCO_NUM_CLASSES,
     TorchvisionNet,
+    background_slots,
     build_torchvision,
     load_coco_weights,
 )
@@ -56,7 +57,9 @@ def build_network(
         net = TorchvisionNet(model, spec.architecture, size)
         net.reset_classes(num_classes)
         return net
-    model = build_torchvision(spec.architecture, num_classes + 1, size)
+    model = build_torchvision(
+        spec.architecture, num_classes + background_slots(spec.architecture), size
+    )
     return TorchvisionNet(model, spec.architecture, size)
 
 

@@ -1,8 +1,9 @@
 """torchvision's COCO detectors behind the same small network interface as the default model.
 
-Class index ``i`` of a boxtune label map is torchvision label ``i + 1`` (0 is background for
-every torchvision detector). COCO-pretrained runners keep torchvision's labels, which are COCO
-category ids.
+Softmax detectors (Faster R-CNN, SSD) reserve label 0 for the background, so class index ``i``
+of a boxtune label map is their label ``i + 1``; sigmoid detectors (RetinaNet, FCOS) have no
+background slot and use ``i`` itself. COCO-pretrained runners keep torchvision's labels, which
+are COCO category ids.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ SCORE_THRESHOLD = 1e-3
 MAX_DETECTIONS = 100
 COCO_NUM_CLASSES = 91
 _PRIOR = 0.01
+
+
+def background_slots(architecture: str) -> int:
+    """1 when label 0 means background (softmax heads), 0 for sigmoid heads."""
+    return 0 if architecture.startswith(("retinanet", "fcos")) else 1
 
 
 def _kwargs(architecture: str, image_size: int | None) -> dict:
@@ -136,13 +142,19 @@ def _split_losses(loss_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 class TorchvisionNet(nn.Module):
     """Wraps a torchvision detector: uint8 [B, 3, S, S] batches, 0-based class indices."""
 
-    def __init__(self, model: nn.Module, architecture: str, image_size: int, label_offset: int = 1):
+    def __init__(
+        self,
+        model: nn.Module,
+        architecture: str,
+        image_size: int,
+        label_offset: int | None = None,
+    ):
         super().__init__()
         self.model = model
         self.architecture = architecture
         self.image_size = image_size
-        # 1 for fine-tuned models (index i -> label i + 1); 0 for COCO runners (label = COCO id).
-        self.label_offset = label_offset
+        # index i <-> label i + offset; COCO runners pass 0 (their labels are COCO ids).
+        self.label_offset = background_slots(architecture) if label_offset is None else label_offset
 
     @staticmethod
     def _as_list(images: torch.Tensor) -> list[torch.Tensor]:
