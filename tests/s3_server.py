@@ -53,7 +53,11 @@ class S3Server:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "MOTO_ALLOW_NONEXISTENT_REGION": "1"},
+            env={
+                **os.environ,
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                "MOTO_ALLOW_NONEXISTENT_REGION": "1",
+            },
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.s3_server import S3Server, s3_bucket, s3_env, s3_server
 
 from boxtune import storage
 from boxtune.errors import BoxtuneError
-from tests.s3_server import S3Server, s3_bucket, s3_env, s3_server
 
 __all__ = ["s3_bucket", "s3_env", "s3_server"]
 
@@ -33,9 +33,7 @@ def make_tree(root: Path) -> dict[str, bytes]:
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
-    }
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_is_remote_and_join():
@@ -144,3 +142,21 @@ def test_text_helpers_work_locally_and_on_s3(tmp_path, s3_env, s3_bucket):
         uri = storage.join(base, "a", "notes.txt")
         storage.write_text(uri, "héllo")
         assert storage.read_text(uri) == "héllo"
+
+
+def test_unchanged_remote_data_is_not_downloaded_again(tmp_path, s3_env, s3_bucket):
+    make_tree(tmp_path / "d")
+    uri = f"s3://{s3_bucket}/d"
+    storage.upload(tmp_path / "d", uri)
+    first = storage.local_copy(uri)
+    marker = first / "images" / "a.png"
+    stamp = marker.stat().st_mtime_ns
+    second = storage.local_copy(uri)
+    assert second == first and marker.stat().st_mtime_ns == stamp  # the cached copy is reused
+
+
+def test_check_destination(tmp_path, s3_env, s3_bucket):
+    storage.check_destination(str(tmp_path / "anything"))
+    storage.check_destination(f"s3://{s3_bucket}/out")
+    with pytest.raises(BoxtuneError, match="bucket 'missing-bucket-abc' does not exist"):
+        storage.check_destination("s3://missing-bucket-abc/out")

@@ -116,6 +116,21 @@ def exists(location: str | os.PathLike) -> bool:
         raise _remote_error(location, exc, "look up", fs) from exc
 
 
+def check_destination(location: str | os.PathLike) -> None:
+    """Fail early (before hours of training) when an ``s3://`` destination's bucket is missing.
+
+    Local destinations are created when written. A bucket that cannot be checked (no
+    permission to list it) passes: writing may still be allowed.
+    """
+    location = _strip_file_scheme(location)
+    bucket = _bucket_of(location)
+    if not bucket:
+        return
+    fs, _ = filesystem(location)
+    if _bucket_exists(fs, bucket) is False:
+        raise _missing_bucket_error(location, bucket)
+
+
 def _remote_manifest(fs, path: str) -> dict[str, list]:
     """Size and ETag of every object under ``path``: tells whether a cached copy is current."""
     found = fs.find(path, detail=True)

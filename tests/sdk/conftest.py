@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.s3_server import s3_bucket, s3_env, s3_server
 
 __all__ = ["s3_bucket", "s3_env", "s3_server"]

@@ -186,9 +186,18 @@ def _hammer_registry(home: str, worker: int) -> None:
     registry = Registry()
     for i in range(25):
         job = jobs.JobRecord(
-            name=f"w{worker}-{i}", status="completed", model_id=None, base_model=None,
-            hyperparameters={"epochs": "1"}, inputs={}, output_path=None, model_data=None,
-            work_dir="/tmp", log_path="/tmp/log", command=["true"], created_at=time.time(),
+            name=f"w{worker}-{i}",
+            status="completed",
+            model_id=None,
+            base_model=None,
+            hyperparameters={"epochs": "1"},
+            inputs={},
+            output_path=None,
+            model_data=None,
+            work_dir="/tmp",
+            log_path="/tmp/log",
+            command=["true"],
+            created_at=time.time(),
         )
         registry.insert_job(job)
         registry.update_job(job.name, when_status=["completed"], exit_code=i)

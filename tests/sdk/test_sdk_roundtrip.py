@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.s3_server import S3Server
 
 import boxtune
 from boxtune import jobs
 from boxtune.cli import main as cli_main
 from boxtune.errors import BoxtuneError, ModelError, TrainingError
-from tests.s3_server import S3Server
 
 MODEL_ID = "pytorch-od1-efficientdet-lite0-320"
 TINY = {"epochs": "1", "image_size": "128", "batch_size": "4", "num_workers": "0"}
@@ -85,8 +85,10 @@ def test_local_round_trip(sample_dataset, tmp_path, capsys):
         check_answer(predictor.predict(image, accept="application/json;n_predictions=3"), 3)
         verbose = predictor.predict(
             image,
-            initial_args={"ContentType": "application/x-image",
-                          "Accept": "application/json;verbose"},
+            initial_args={
+                "ContentType": "application/x-image",
+                "Accept": "application/json;verbose",
+            },
         )
         check_answer(verbose)
         assert verbose["labels"] == ["circle", "triangle", "square", "star"]
@@ -122,11 +124,16 @@ def test_failed_fit_raises_with_the_reason(tmp_path):
     broken = tmp_path / "broken"
     (broken / "images").mkdir(parents=True)
     (broken / "annotations.json").write_text(
-        json.dumps({"images": [{"id": 1, "file_name": "missing.jpg", "width": 10, "height": 10}],
-                    "annotations": []})
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "missing.jpg", "width": 10, "height": 10}],
+                "annotations": [],
+            }
+        )
     )
-    estimator = boxtune.Estimator(model_id=MODEL_ID, hyperparameters=TINY,
-                                  output_path=str(tmp_path / "out"))
+    estimator = boxtune.Estimator(
+        model_id=MODEL_ID, hyperparameters=TINY, output_path=str(tmp_path / "out")
+    )
     with pytest.raises(TrainingError) as info:
         estimator.fit({"training": str(broken)}, logs=False, job_name="broken-data")
     assert "training job broken-data failed" in str(info.value)
@@ -155,15 +162,17 @@ def test_catalog_helpers():
     assert boxtune.list_models(filter="deployable == false") == [MODEL_ID]
     assert MODEL_ID not in boxtune.list_models(filter="task == od and deployable == true")
     assert boxtune.list_models(filter="efficientdet") == [MODEL_ID]
-    weights = boxtune.model_uris.retrieve(model_id=MODEL_ID, model_version="*",
-                                          model_scope="training")
+    weights = boxtune.model_uris.retrieve(
+        model_id=MODEL_ID, model_version="*", model_scope="training"
+    )
     assert Path(weights).is_file()  # the offline model's weights ship inside a package
     with pytest.raises(ModelError, match="cannot be deployed without fine-tuning"):
         boxtune.model_uris.retrieve(model_id=MODEL_ID, model_scope="inference")
     with pytest.raises(ModelError, match="cannot be deployed without fine-tuning"):
         boxtune.Model(model_id=MODEL_ID)
-    url = boxtune.model_uris.retrieve(model_id="pytorch-od1-ssdlite320-mobilenet-v3-large",
-                                      model_scope="inference")
+    url = boxtune.model_uris.retrieve(
+        model_id="pytorch-od1-ssdlite320-mobilenet-v3-large", model_scope="inference"
+    )
     assert url.startswith("https://")
     assert boxtune.Model(model_data=url).model_ref == "pytorch-od1-ssdlite320-mobilenet-v3-large"
 

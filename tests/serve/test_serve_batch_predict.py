@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from serve_fakes import FakeRunner, encode, scene
 from serve_process import SERVE_TESTS_DIR
 
+from boxtune.errors import BoxtuneError
 from boxtune.serve.batch import SUMMARY_NAME, predict_folder
 from boxtune.serve.predictor import Predictor
 
@@ -147,3 +149,21 @@ def test_predict_from_and_to_s3(s3, tmp_path, monkeypatch):
         Predictor(FakeRunner()), "s3://bucket/images", "s3://bucket/preds", progress=False
     )
     assert (second.done, second.skipped) == (0, 3)
+
+
+def test_output_inside_the_input_is_not_read_back_as_input(tmp_path):
+    inputs = tmp_path / "in"
+    _make_inputs(inputs)
+    (inputs / "broken.png").unlink()
+    outputs = inputs / "predictions"
+    for _ in range(2):
+        summary = predict_folder(
+            Predictor(FakeRunner()), str(inputs), str(outputs), visualize=True, progress=False
+        )
+        assert summary.total == 3
+    assert summary.skipped == 3
+
+
+def test_missing_input_folder(tmp_path):
+    with pytest.raises(BoxtuneError, match="does not exist"):
+        predict_folder(Predictor(FakeRunner()), str(tmp_path / "nope"), str(tmp_path / "out"))

@@ -118,10 +118,20 @@ def test_bomb_beyond_pillows_own_limit_is_reported_as_too_large():
         decode_image(buffer.getvalue(), max_pixels=10**12)
 
 
-def test_eps_is_refused_even_though_pillow_knows_it():
-    body = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
-    with pytest.raises(ImageDecodeError, match="not an image"):
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        # EPS: Pillow would run Ghostscript on it
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "PostScript/EPS"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIF/HEIC"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "PDF"),
+        (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "SVG"),
+    ],
+)
+def test_well_known_refused_formats_are_named(body, name):
+    with pytest.raises(ImageDecodeError, match=f"unsupported image format: {name}") as info:
         decode_image(body)
+    assert "JPEG or PNG" in info.value.hint
 
 
 def test_sniff_format():

@@ -140,6 +140,8 @@ def test_runner_failure_is_a_json_500_and_the_server_lives_on(tmp_path):
         assert "Traceback" not in response.text and "boom" not in response.text
         assert httpx.get(f"{server.url}/ping").status_code == 200
         assert _post(server.url).status_code == 500
+    assert "inference failed" in server.log() and "boom" in server.log()  # the log has it all
+    assert "Exception in ASGI application" not in server.log()  # handled, not escaped
 
 
 def test_background_load_failure_is_reported_on_ping(tmp_path):

@@ -110,7 +110,10 @@ def test_real_model_concurrent_clients(real_server, in_process):
     assert "boxtune_batch_size_count" in metrics
 
 
-def test_tarball_and_directory_give_the_same_answers(real_artifact, in_process):
+def test_tarball_and_directory_give_the_same_answers(
+    real_artifact, in_process, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("BOXTUNE_HOME", str(tmp_path / "home"))  # where the tarball unpacks
     from_tarball = Predictor.load(str(real_artifact / "model.tar.gz"))
     assert from_tarball.labels == in_process.labels
     same_answer(from_tarball.predict_bytes(IMAGES[0])[0], in_process.predict_bytes(IMAGES[0])[0])
@@ -155,3 +158,26 @@ def test_model_from_s3(real_artifact, in_process, s3, tmp_path, monkeypatch):
         remote = Predictor.load(uri)
         assert uri in remote.description
         same_answer(remote.predict_bytes(IMAGES[1])[0], in_process.predict_bytes(IMAGES[1])[0])
+
+
+def test_two_workers_serving_a_tarball(real_artifact, in_process, tmp_path):
+    server = ServerProcess(
+        str(real_artifact / "model.tar.gz"),
+        "--workers",
+        "2",
+        log_path=tmp_path / "log",
+        env={"BOXTUNE_HOME": str(tmp_path / "home")},
+    )
+    with server:
+        server.wait_ready(timeout=180)
+        with httpx.Client(timeout=60) as client:
+            for body in IMAGES:
+                response = client.post(
+                    f"{server.url}/invocations",
+                    content=body,
+                    headers={"Content-Type": "application/x-image"},
+                )
+                assert response.status_code == 200, response.text
+                same_answer(response.json(), in_process.predict_bytes(body)[0])
+    assert server.process.returncode == 0
+    assert "Traceback" not in server.log()

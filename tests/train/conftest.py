@@ -14,15 +14,15 @@ from boxtune.data import generate_sample_dataset
 @pytest.fixture(scope="session")
 def sample_dataset(tmp_path_factory) -> Path:
     """12 images, 4 classes."""
-    return generate_sample_dataset(tmp_path_factory.mktemp("train-data") / "sample", images=12,
-                                   seed=3)
+    return generate_sample_dataset(
+        tmp_path_factory.mktemp("train-data") / "sample", images=12, seed=3
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """8 images: the fewest that still split into training and validation for every class."""
-    return generate_sample_dataset(tmp_path_factory.mktemp("train-tiny") / "tiny", images=8,
-                                   seed=4)
+    return generate_sample_dataset(tmp_path_factory.mktemp("train-tiny") / "tiny", images=8, seed=4)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -24,14 +25,18 @@ VAL_CLS = re.compile(r"Val_classification=([0-9\.]+)")
 
 def test_warmup_then_cosine():
     schedule, note = LearningRateSchedule.plan(
-        peak=0.01, steps_per_epoch=10, epochs=10, warmup_epochs=1, warmup_steps=0,
+        peak=0.01,
+        steps_per_epoch=10,
+        epochs=10,
+        warmup_epochs=1,
+        warmup_steps=0,
         shape="cosine",
     )
     assert note is None and schedule.warmup_steps == 10
     rates = [schedule.learning_rate(step) for step in range(100)]
     assert rates[0] < rates[5] < rates[9]  # rising during warm-up
     assert max(rates) <= 0.01
-    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))  # decaying after
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))  # decaying after
     assert rates[-1] == pytest.approx(0.01 * FINAL_LR_FRACTION, rel=0.05)
 
 
@@ -49,8 +54,13 @@ def test_warmup_steps_override_and_cap():
 
 def test_time_budget_drives_the_decay():
     schedule, _ = LearningRateSchedule.plan(
-        peak=1.0, steps_per_epoch=100, epochs=1000, warmup_epochs=0, warmup_steps=0,
-        shape="cosine", max_seconds=100,
+        peak=1.0,
+        steps_per_epoch=100,
+        epochs=1000,
+        warmup_epochs=0,
+        warmup_steps=0,
+        shape="cosine",
+        max_seconds=100,
     )
     assert schedule.learning_rate(10, elapsed_seconds=0) == pytest.approx(1.0, abs=1e-3)
     assert schedule.learning_rate(10, elapsed_seconds=50) == pytest.approx(
@@ -97,8 +107,9 @@ def test_divergence_on_nan_names_epoch_step_and_remedies():
 def test_divergence_on_explosion_but_not_on_noise():
     guard = DivergenceGuard(factor=100)
     for step in range(20):
-        guard.check(2.0 + 0.1 * (step % 3), epoch=0, step=step, learning_rate=1e-3,
-                    optimizer="adam")
+        guard.check(
+            2.0 + 0.1 * (step % 3), epoch=0, step=step, learning_rate=1e-3, optimizer="adam"
+        )
     guard.check(150.0, epoch=1, step=0, learning_rate=1e-3, optimizer="adam")  # 75x: tolerated
     with pytest.raises(TrainingError, match="exploded"):
         guard.check(9e5, epoch=1, step=1, learning_rate=1e-3, optimizer="adam")

@@ -109,9 +109,12 @@ def test_conflicting_spellings_are_an_error():
 
 def test_reinitialize_top_layer_values():
     for value, expected in [("auto", "Auto"), ("True", "True"), (False, "False")]:
-        assert parse_hyperparameters(None, {"reinitialize_top_layer": value}).get(
-            "reinitialize_top_layer"
-        ) == expected
+        assert (
+            parse_hyperparameters(None, {"reinitialize_top_layer": value}).get(
+                "reinitialize_top_layer"
+            )
+            == expected
+        )
     with pytest.raises(HyperparameterError, match="Auto, True, False"):
         parse_hyperparameters(None, {"reinitialize_top_layer": "sometimes"})
 
@@ -215,9 +218,9 @@ def test_options_of_other_optimizers_are_reported_as_ignored():
     assert "momentum=0.5 is ignored by optimizer adam" in note and "sgd, nesterov" in note
     # Defaults are never reported: only what the user set.
     assert parse_hyperparameters(None, {"optimizer": "sgd"}).notes() == []
-    assert parse_hyperparameters(None, {"optimizer": "adagrad", "rho": "0.9"}).ignored_options() == [
-        "rho"
-    ]
+    assert parse_hyperparameters(
+        None, {"optimizer": "adagrad", "rho": "0.9"}
+    ).ignored_options() == ["rho"]
 
 
 def test_round_trip_through_strings():

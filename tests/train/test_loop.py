@@ -7,13 +7,13 @@ import math
 import re
 
 import pytest
+from tests.train.train_fakes import FAKE_WEIGHTS, FakeEngine, install
 
 from boxtune.artifacts import load_artifact
 from boxtune.catalog import DEFAULT_MODEL_ID
 from boxtune.data import read_dataset, split_dataset
 from boxtune.errors import DatasetError, TrainingError
 from boxtune.train import train
-from tests.train.train_fakes import FAKE_WEIGHTS, FakeEngine, install
 
 BASE_HP = {
     "image_size": 64,
@@ -52,11 +52,13 @@ def exported_weights(directory) -> float:
     return json.loads((directory / FAKE_WEIGHTS).read_text())["weights"]
 
 
-def test_a_run_writes_a_complete_artifact_metrics_and_log_lines(monkeypatch, sample_dataset,
-                                                                  tmp_path):
+def test_a_run_writes_a_complete_artifact_metrics_and_log_lines(
+    monkeypatch, sample_dataset, tmp_path
+):
     # The fake's validation loss falls every epoch, so the last epoch is the best on "loss".
-    engine, result, lines = run(monkeypatch, sample_dataset, tmp_path / "out",
-                                hp={"early_stopping_metric": "loss"})
+    engine, result, lines = run(
+        monkeypatch, sample_dataset, tmp_path / "out", hp={"early_stopping_metric": "loss"}
+    )
     spe = steps_per_epoch(sample_dataset)
 
     artifact = load_artifact(tmp_path / "out")  # verifies every file's sha256
@@ -66,8 +68,9 @@ def test_a_run_writes_a_complete_artifact_metrics_and_log_lines(monkeypatch, sam
     assert artifact.hyperparameters["epochs"] == "3"
     assert exported_weights(tmp_path / "out") == 3 * spe  # the best (last, improving) epoch
 
-    records = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().split("\n")
-               if x]
+    records = [
+        json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().split("\n") if x
+    ]
     assert [r["epoch"] for r in records] == [0, 1, 2]
     assert all(r["val_map50"] is not None and r["peak_rss_mb"] > 0 for r in records)
     assert result.metrics["validation"]["map50"] == records[-1]["val_map50"]
@@ -83,13 +86,23 @@ def test_a_run_writes_a_complete_artifact_metrics_and_log_lines(monkeypatch, sam
     assert len(VAL_CLS.findall(text)) == 3
     assert sum("Val_mAP=" in line and "Val_mAP50=" in line for line in lines) == 3
     for epoch in range(3):
-        assert any(re.fullmatch(rf"\[Epoch {epoch}\], Speed: [0-9.]+ samples/sec, "
-                                r"loss=[0-9.]+\.", line) for line in lines)
+        assert any(
+            re.fullmatch(
+                rf"\[Epoch {epoch}\], Speed: [0-9.]+ samples/sec, "
+                r"loss=[0-9.]+\.",
+                line,
+            )
+            for line in lines
+        )
 
     # The engine saw what the reference promises: a pretrained model with a new head.
     call = engine.create_calls[0]
-    assert call == {"init": "pretrained", "reinitialize_head": True, "device": "cpu",
-                    "image_size": 64}
+    assert call == {
+        "init": "pretrained",
+        "reinitialize_head": True,
+        "device": "cpu",
+        "image_size": 64,
+    }
     assert engine.seeds == [0]
     rates = engine.created[0].learning_rates
     assert rates[0] < rates[spe - 1] and rates[-1] < max(rates)  # warm-up, then decay
@@ -97,20 +110,28 @@ def test_a_run_writes_a_complete_artifact_metrics_and_log_lines(monkeypatch, sam
 
 @pytest.mark.parametrize(
     "overrides,expected",
-    [({}, False), ({"train_only_top_layer": "True"}, True),
-     ({"train_only_on_top_layer": True}, True)],
+    [
+        ({}, False),
+        ({"train_only_top_layer": "True"}, True),
+        ({"train_only_on_top_layer": True}, True),
+    ],
 )
-def test_train_only_top_layer_reaches_set_trainable(monkeypatch, sample_dataset, tmp_path,
-                                                    overrides, expected):
-    engine, _, _ = run(monkeypatch, sample_dataset, tmp_path / "out", hp={"epochs": 1,
-                                                                          **overrides})
+def test_train_only_top_layer_reaches_set_trainable(
+    monkeypatch, sample_dataset, tmp_path, overrides, expected
+):
+    engine, _, _ = run(monkeypatch, sample_dataset, tmp_path / "out", hp={"epochs": 1, **overrides})
     assert engine.created[0].head_only is expected
 
 
-def test_reinitialize_top_layer_false_keeps_the_pretrained_head(monkeypatch, sample_dataset,
-                                                                 tmp_path):
-    engine, _, _ = run(monkeypatch, sample_dataset, tmp_path / "out",
-                       hp={"epochs": 1, "reinitialize_top_layer": "False"})
+def test_reinitialize_top_layer_false_keeps_the_pretrained_head(
+    monkeypatch, sample_dataset, tmp_path
+):
+    engine, _, _ = run(
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "out",
+        hp={"epochs": 1, "reinitialize_top_layer": "False"},
+    )
     assert engine.create_calls[0]["reinitialize_head"] is False
 
 
@@ -122,9 +143,16 @@ def test_early_stopping_stops_and_exports_the_best_epoch(monkeypatch, sample_dat
     spe = steps_per_epoch(sample_dataset)
     engine = FakeEngine(val_loss=_loss_by_epoch(spe, [1.0, 0.5, 0.6, 0.7, 0.3, 0.2, 0.1]))
     _, result, lines = run(
-        monkeypatch, sample_dataset, tmp_path / "out", engine,
-        hp={"epochs": 7, "early_stopping": "True", "early_stopping_patience": 2,
-            "early_stopping_metric": "loss"},
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "out",
+        engine,
+        hp={
+            "epochs": 7,
+            "early_stopping": "True",
+            "early_stopping_patience": 2,
+            "early_stopping_metric": "loss",
+        },
     )
     assert [r["epoch"] for r in result.history] == [0, 1, 2, 3]
     assert result.metrics["stop_reason"] == "early_stopping"
@@ -137,20 +165,34 @@ def test_min_delta_decides_what_counts_as_an_improvement(monkeypatch, sample_dat
     spe = steps_per_epoch(sample_dataset)
     engine = FakeEngine(val_loss=_loss_by_epoch(spe, [1.0, 0.95, 0.9, 0.85, 0.8]))
     _, result, _ = run(
-        monkeypatch, sample_dataset, tmp_path / "out", engine,
-        hp={"epochs": 5, "early_stopping": "True", "early_stopping_patience": 2,
-            "early_stopping_metric": "loss", "early_stopping_min_delta": "0.1"},
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "out",
+        engine,
+        hp={
+            "epochs": 5,
+            "early_stopping": "True",
+            "early_stopping_patience": 2,
+            "early_stopping_metric": "loss",
+            "early_stopping_min_delta": "0.1",
+        },
     )
     assert result.metrics["stop_reason"] == "early_stopping"
     assert result.metrics["best_epoch"] == 0 and len(result.history) == 3
 
 
-def test_without_early_stopping_the_best_epoch_is_still_exported(monkeypatch, sample_dataset,
-                                                                  tmp_path):
+def test_without_early_stopping_the_best_epoch_is_still_exported(
+    monkeypatch, sample_dataset, tmp_path
+):
     spe = steps_per_epoch(sample_dataset)
     engine = FakeEngine(val_loss=_loss_by_epoch(spe, [1.0, 0.5, 0.6, 0.7]))
-    _, result, lines = run(monkeypatch, sample_dataset, tmp_path / "out", engine,
-                           hp={"epochs": 4, "early_stopping_metric": "loss"})
+    _, result, lines = run(
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "out",
+        engine,
+        hp={"epochs": 4, "early_stopping_metric": "loss"},
+    )
     assert len(result.history) == 4 and result.metrics["stop_reason"] == "completed"
     assert exported_weights(tmp_path / "out") == 2 * spe
     assert "exporting the best epoch, 1 (validation loss)" in lines
@@ -158,11 +200,13 @@ def test_without_early_stopping_the_best_epoch_is_still_exported(monkeypatch, sa
 
 @pytest.mark.parametrize(
     "bad_loss,expected",
-    [(float("nan"), "the loss is nan"), (float("inf"), "the loss is inf"),
-     (1e6, "exploded to 1e+06")],
+    [
+        (float("nan"), "the loss is nan"),
+        (float("inf"), "the loss is inf"),
+        (1e6, "exploded to 1e+06"),
+    ],
 )
-def test_a_divergent_run_stops_at_once(monkeypatch, sample_dataset, tmp_path, bad_loss,
-                                       expected):
+def test_a_divergent_run_stops_at_once(monkeypatch, sample_dataset, tmp_path, bad_loss, expected):
     spe = steps_per_epoch(sample_dataset)
     bad_step = 2 * spe + 1  # epoch 2, step 1
     engine = FakeEngine(train_loss=lambda step: bad_loss if step == bad_step else 1.0)
@@ -179,10 +223,12 @@ def test_a_divergent_run_stops_at_once(monkeypatch, sample_dataset, tmp_path, ba
     "predict,expected",
     [("empty", "predicts no boxes at all"), ("weak", "every validation prediction scores below")],
 )
-def test_a_model_that_detects_nothing_is_flagged(monkeypatch, sample_dataset, tmp_path, predict,
-                                                 expected):
-    _, result, lines = run(monkeypatch, sample_dataset, tmp_path / "out",
-                           FakeEngine(predict=predict), hp={"epochs": 1})
+def test_a_model_that_detects_nothing_is_flagged(
+    monkeypatch, sample_dataset, tmp_path, predict, expected
+):
+    _, result, lines = run(
+        monkeypatch, sample_dataset, tmp_path / "out", FakeEngine(predict=predict), hp={"epochs": 1}
+    )
     assert expected in result.metrics["warning"]
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert expected in saved["warning"]
@@ -206,8 +252,7 @@ def test_interrupt_then_resume_trains_the_same_batches(monkeypatch, sample_datas
         run(monkeypatch, sample_dataset, tmp_path / "out", first, hp=hp)
     assert (tmp_path / "out" / "checkpoints" / "last.pt").is_file()
 
-    second, result, lines = run(monkeypatch, sample_dataset, tmp_path / "out", hp=hp,
-                                resume=True)
+    second, result, lines = run(monkeypatch, sample_dataset, tmp_path / "out", hp=hp, resume=True)
     assert any("resuming from" in line and "epoch 1, step 1" in line for line in lines)
     batches = first.created[0].batches + second.created[0].batches
     assert batches == reference.created[0].batches
@@ -218,8 +263,9 @@ def test_interrupt_then_resume_trains_the_same_batches(monkeypatch, sample_datas
 
 def test_resume_with_more_epochs_continues(monkeypatch, sample_dataset, tmp_path):
     run(monkeypatch, sample_dataset, tmp_path / "out", hp={"epochs": 1})
-    _, result, lines = run(monkeypatch, sample_dataset, tmp_path / "out", hp={"epochs": 2},
-                           resume=True)
+    _, result, lines = run(
+        monkeypatch, sample_dataset, tmp_path / "out", hp={"epochs": 2}, resume=True
+    )
     assert [r["epoch"] for r in result.history] == [0, 1]
     assert any("resuming with epochs=2 (the interrupted run used 1)" in line for line in lines)
     records = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
@@ -227,8 +273,12 @@ def test_resume_with_more_epochs_continues(monkeypatch, sample_dataset, tmp_path
 
 
 def test_max_runtime_seconds_ends_the_run_with_a_model(monkeypatch, sample_dataset, tmp_path):
-    _, result, _ = run(monkeypatch, sample_dataset, tmp_path / "out",
-                       hp={"epochs": 50, "max_runtime_seconds": "0.001"})
+    _, result, _ = run(
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "out",
+        hp={"epochs": 50, "max_runtime_seconds": "0.001"},
+    )
     assert result.metrics["stop_reason"] == "max_runtime_seconds"
     assert len(result.history) == 1 and result.history[0]["steps"] == 1
     load_artifact(tmp_path / "out")
@@ -250,36 +300,60 @@ def test_incremental_training_keeps_the_head_and_checks_the_classes(
     spe = steps_per_epoch(sample_dataset)
     run(monkeypatch, sample_dataset, tmp_path / "first", hp={"epochs": 1})
 
-    engine, result, _ = run(monkeypatch, sample_dataset, tmp_path / "second", model_id=None,
-                            artifact=tmp_path / "first", hp={"epochs": 1})
+    engine, result, _ = run(
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "second",
+        model_id=None,
+        artifact=tmp_path / "first",
+        hp={"epochs": 1},
+    )
     assert not engine.create_calls  # loaded from the artifact, not built from the catalog
     assert engine.created[0].reinitialized is False  # Auto keeps the trained head
     assert exported_weights(tmp_path / "second") == 2 * spe  # continued from the first model
     assert result.metrics["base_artifact"] == str(tmp_path / "first")
 
-    engine, _, _ = run(monkeypatch, sample_dataset, tmp_path / "third", model_id=None,
-                       artifact=tmp_path / "first",
-                       hp={"epochs": 1, "reinitialize_top_layer": "True"})
+    engine, _, _ = run(
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "third",
+        model_id=None,
+        artifact=tmp_path / "first",
+        hp={"epochs": 1, "reinitialize_top_layer": "True"},
+    )
     assert engine.created[0].reinitialized is True
 
     with pytest.raises(TrainingError) as info:
-        run(monkeypatch, renamed_classes_dataset, tmp_path / "fourth", model_id=None,
-            artifact=tmp_path / "first", hp={"epochs": 1})
+        run(
+            monkeypatch,
+            renamed_classes_dataset,
+            tmp_path / "fourth",
+            model_id=None,
+            artifact=tmp_path / "first",
+            hp={"epochs": 1},
+        )
     text = str(info.value)
     assert "class set" in text and "4:star" in text and "4:hexagon" in text
 
 
 def test_a_path_given_as_model_id_is_an_artifact(monkeypatch, sample_dataset, tmp_path):
     run(monkeypatch, sample_dataset, tmp_path / "first", hp={"epochs": 1})
-    engine, _, _ = run(monkeypatch, sample_dataset, tmp_path / "second",
-                       model_id=str(tmp_path / "first" / "model.tar.gz"), hp={"epochs": 1})
+    engine, _, _ = run(
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "second",
+        model_id=str(tmp_path / "first" / "model.tar.gz"),
+        hp={"epochs": 1},
+    )
     assert not engine.create_calls and engine.created
 
 
-def test_a_validation_channel_is_used_as_given(monkeypatch, sample_dataset,
-                                               renamed_classes_dataset, tmp_path):
-    _, result, lines = run(monkeypatch, sample_dataset, tmp_path / "out",
-                           validation=sample_dataset, hp={"epochs": 1})
+def test_a_validation_channel_is_used_as_given(
+    monkeypatch, sample_dataset, renamed_classes_dataset, tmp_path
+):
+    _, result, lines = run(
+        monkeypatch, sample_dataset, tmp_path / "out", validation=sample_dataset, hp={"epochs": 1}
+    )
     assert result.metrics["validation"]["source"] == "channel"
     assert result.metrics["validation"]["images"] == 12
     assert not any("holding out" in line for line in lines)
@@ -297,6 +371,7 @@ def test_validation_with_unknown_categories_is_an_error(monkeypatch, sample_data
 
 
 def test_ignored_options_are_reported(monkeypatch, sample_dataset, tmp_path):
-    _, _, lines = run(monkeypatch, sample_dataset, tmp_path / "out",
-                      hp={"epochs": 1, "momentum": "0.5"})
+    _, _, lines = run(
+        monkeypatch, sample_dataset, tmp_path / "out", hp={"epochs": 1, "momentum": "0.5"}
+    )
     assert any("momentum=0.5 is ignored by optimizer adam" in line for line in lines)

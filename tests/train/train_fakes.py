@@ -86,7 +86,7 @@ class FakeDetector(Detector):
         return {"loss": loss, "localization": loss * 0.4, "classification": loss * 0.6}
 
     def predict_batch(self, images: Any) -> list[Detections]:
-        """"good": the ground truth of the batch (the trainer asks for validation losses of the
+        """ "good": the ground truth of the batch (the trainer asks for validation losses of the
         same batch first); "weak": the same boxes with useless scores; "empty": nothing."""
         out = []
         for target in self._last_targets[: len(images)]:
@@ -144,17 +144,26 @@ class FakeEngine:
 
     def create(self, spec, label_map, init="pretrained", reinitialize_head=True, device="cpu"):
         self.create_calls.append(
-            {"init": init, "reinitialize_head": reinitialize_head, "device": device,
-             "image_size": spec.image_size}
+            {
+                "init": init,
+                "reinitialize_head": reinitialize_head,
+                "device": device,
+                "image_size": spec.image_size,
+            }
         )
-        detector = FakeDetector(label_map, spec.image_size, model_id=spec.model_id,
-                                **self.detector_options)
+        detector = FakeDetector(
+            label_map, spec.image_size, model_id=spec.model_id, **self.detector_options
+        )
         self.created.append(detector)
         return detector
 
     def load_detector(self, artifact, device="cpu"):
-        detector = FakeDetector(artifact.label_map, artifact.image_size,
-                                model_id=artifact.model_id, **self.detector_options)
+        detector = FakeDetector(
+            artifact.label_map,
+            artifact.image_size,
+            model_id=artifact.model_id,
+            **self.detector_options,
+        )
         weights = json.loads((artifact.directory / FAKE_WEIGHTS).read_text())
         detector.weights = weights["weights"]
         self.created.append(detector)

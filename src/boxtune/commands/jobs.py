@@ -162,7 +162,7 @@ def _jobs_show(args: argparse.Namespace) -> int:
         ("base model", job.base_model or "-"),
         ("inputs", ", ".join(f"{k}={v}" for k, v in job.inputs.items()) or "-"),
         ("hyperparameters", ", ".join(f"{k}={v}" for k, v in job.hyperparameters.items()) or "-"),
-        ("model data", job.model_data or "-"),
+        ("model data", _model_data(job)),
         ("created", _ago(job.created_at)),
         ("started", _ago(job.started_at)),
         ("ended", _ago(job.ended_at)),
@@ -182,6 +182,14 @@ def _jobs_show(args: argparse.Namespace) -> int:
         for line in format_metrics(job.metrics).splitlines():
             print(f"  {line}")
     return 0
+
+
+def _model_data(job) -> str:
+    if not job.model_data:
+        return "-"
+    if job.status == "completed":
+        return job.model_data
+    return f"{job.model_data} (not written: the job is {job.status})"
 
 
 def _jobs_logs(args: argparse.Namespace) -> int:

@@ -46,7 +46,7 @@ def register(subparsers) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from boxtune.serve.batch import predict_folder
+    from boxtune.serve.batch import SUMMARY_NAME, predict_folder
     from boxtune.serve.predictor import Predictor
 
     predictor = Predictor.load(
@@ -60,8 +60,11 @@ def _handle(args: argparse.Namespace) -> int:
         min_score=args.min_score,
         batch_size=args.batch_size,
         progress=not args.no_progress,
+        report=lambda message: print(message, file=sys.stderr),
     )
     print(summary.line())
-    for rel, reason in summary.failures.items():
-        print(f"  failed: {rel}: {reason}", file=sys.stderr)
+    if summary.failed:
+        print(
+            f"the failures are listed in {args.output.rstrip('/')}/{SUMMARY_NAME}", file=sys.stderr
+        )
     return 1 if summary.failed else 0

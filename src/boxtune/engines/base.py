@@ -42,6 +42,19 @@ class Detector(ABC):
 
     image_size: int
     label_map: LabelMap
+    # Read by boxtune.artifacts when writing the manifest.
+    engine: str
+    model_id: str
+    family: str
+
+    def reinitialize_head(self) -> None:
+        """A new, randomly initialised class head for ``label_map`` (reinitialize_top_layer
+        in incremental training); call configure_optimizer again afterwards."""
+        raise NotImplementedError
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Parameter count (only the ones set_trainable left trainable, if asked)."""
+        raise NotImplementedError
 
     @abstractmethod
     def set_trainable(self, head_only: bool) -> None:

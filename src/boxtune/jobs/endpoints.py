@@ -92,9 +92,7 @@ def start_endpoint(
     ``model`` is an artifact location (dir, model.tar.gz, s3://) or a deployable model_id.
     """
     registry = registry or Registry()
-    name = validate_name(name, "endpoint") if name else name_from_base(
-        f"{model_id or 'boxtune'}-endpoint"
-    )
+    name = validate_name(name, "endpoint") if name else name_from_base(model_id or "boxtune")
     if port is None:
         port = free_port(host)
     else:
@@ -103,12 +101,29 @@ def start_endpoint(
     if log_path.exists():  # a stopped endpoint's name reused: keep its log apart
         log_path.replace(log_path.with_suffix(f".{int(time.time())}.log"))
     command = processes.python_command(
-        "boxtune.cli", "serve", "--model", str(model), "--host", host, "--port", str(port),
-        "--backend", backend, *(extra_args or []),
+        "boxtune.cli",
+        "serve",
+        "--model",
+        str(model),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--backend",
+        backend,
+        *(extra_args or []),
     )
     record = EndpointRecord(
-        name=name, status=STARTING, model=str(model), model_id=model_id, job_name=job_name,
-        host=host, port=port, backend=backend, log_path=str(log_path), command=command,
+        name=name,
+        status=STARTING,
+        model=str(model),
+        model_id=model_id,
+        job_name=job_name,
+        host=host,
+        port=port,
+        backend=backend,
+        log_path=str(log_path),
+        command=command,
         created_at=time.time(),
     )
     registry.insert_endpoint(record)
@@ -165,8 +180,11 @@ def reconcile(endpoint: EndpointRecord, registry: Registry) -> EndpointRecord:
     if processes.is_alive(endpoint.pid, endpoint.pid_started):
         return endpoint
     registry.update_endpoint(
-        endpoint.name, when_status=ACTIVE_ENDPOINT_STATUSES, status=FAILED,
-        ended_at=time.time(), failure_reason=_exit_reason(endpoint),
+        endpoint.name,
+        when_status=ACTIVE_ENDPOINT_STATUSES,
+        status=FAILED,
+        ended_at=time.time(),
+        failure_reason=_exit_reason(endpoint),
     )
     return registry.get_endpoint(endpoint.name) or endpoint
 

@@ -46,15 +46,15 @@ class _StopRequested:
 
 
 def claim_slot(registry: Registry, job: JobRecord, limit: int) -> str:
-    """"claimed" (now running), "wait" (others first), or "gone" (stopped while queued)."""
+    """ "claimed" (now running), "wait" (others first), or "gone" (stopped while queued)."""
     list_jobs(registry=registry)  # marks dead jobs failed, so they do not hold slots
     with registry.transaction() as conn:
         row = conn.execute("SELECT status FROM jobs WHERE name = ?", (job.name,)).fetchone()
         if row is None or row["status"] != QUEUED:
             return "gone"
-        running = conn.execute(
-            "SELECT COUNT(*) FROM jobs WHERE status = ?", (RUNNING,)
-        ).fetchone()[0]
+        running = conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (RUNNING,)).fetchone()[
+            0
+        ]
         ahead = conn.execute(
             "SELECT COUNT(*) FROM jobs WHERE status = ? AND created_at < ?",
             (QUEUED, job.created_at),
@@ -105,7 +105,10 @@ def run_command(job: JobRecord, registry: Registry, stop: _StopRequested) -> int
     say(f"running: {' '.join(job.command)}")
     with open(job.log_path, "ab") as log:
         child = subprocess.Popen(
-            job.command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            job.command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             cwd=job.work_dir,
         )
     registry.update_job(job.name, child_pid=child.pid)
@@ -145,7 +148,10 @@ def supervise(name: str) -> int:
     if state != "claimed":
         say("stopped before it started")
         registry.update_job(
-            name, when_status=(QUEUED,), status=STOPPED, ended_at=time.time(),
+            name,
+            when_status=(QUEUED,),
+            status=STOPPED,
+            ended_at=time.time(),
             failure_reason="stopped by the user",
         )
         return 0
@@ -163,7 +169,11 @@ def supervise(name: str) -> int:
         reason = f"training failed ({processes.describe_exit(code)})"
         reason += f": {detail}" if detail else ""
         registry.update_job(
-            name, when_status=(RUNNING,), status=FAILED, exit_code=code, ended_at=time.time(),
+            name,
+            when_status=(RUNNING,),
+            status=FAILED,
+            exit_code=code,
+            ended_at=time.time(),
             failure_reason=reason,
         )
         say(f"job {name} failed after {elapsed:.1f} s ({processes.describe_exit(code)})")
@@ -172,13 +182,21 @@ def supervise(name: str) -> int:
         model_data = publish(job) if job.output_path else None
     except BoxtuneError as exc:
         registry.update_job(
-            name, when_status=(RUNNING,), status=FAILED, exit_code=code, ended_at=time.time(),
+            name,
+            when_status=(RUNNING,),
+            status=FAILED,
+            exit_code=code,
+            ended_at=time.time(),
             failure_reason=f"could not publish the model: {exc}",
         )
         say(f"job {name} failed: could not publish the model: {exc}")
         return 0
     registry.update_job(
-        name, when_status=(RUNNING,), status=COMPLETED, exit_code=code, ended_at=time.time(),
+        name,
+        when_status=(RUNNING,),
+        status=COMPLETED,
+        exit_code=code,
+        ended_at=time.time(),
         **({"model_data": model_data} if model_data else {}),
     )
     say(f"job {name} completed in {elapsed:.1f} s")
@@ -197,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
         Registry().update_job(
-            argv[0], when_status=(QUEUED, RUNNING), status=FAILED, ended_at=time.time(),
+            argv[0],
+            when_status=(QUEUED, RUNNING),
+            status=FAILED,
+            ended_at=time.time(),
             failure_reason=f"the job supervisor crashed: {type(exc).__name__}: {exc}",
         )
         return 1

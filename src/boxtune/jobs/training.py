@@ -158,6 +158,7 @@ def submit_training_job(
         )
     name = validate_name(name) if name else name_from_base(base_name or model_id or "boxtune")
     hyperparameters = {k: str(v) for k, v in (hyperparameters or {}).items()}
+    overrides = _differences_from_defaults(model_id, hyperparameters)
     inputs = {"training": str(training)}
     if validation:
         inputs["validation"] = str(validation)
@@ -169,7 +170,7 @@ def submit_training_job(
         validation=str(validation) if validation else None,
         model_id=model_id,
         base_model=str(base_model) if base_model else None,
-        hyperparameters=hyperparameters,
+        hyperparameters=overrides,
     )
     return submit_job(
         command,
@@ -182,6 +183,23 @@ def submit_training_job(
         source=source,
         registry=registry,
     )
+
+
+def _differences_from_defaults(model_id: str | None, values: dict[str, str]) -> dict[str, str]:
+    """The values that differ from the model's defaults: only those go on the command line.
+
+    Code written for the managed SDK passes the whole ``retrieve_default`` dict back; passing
+    it all as explicit overrides would pin, e.g., the default ``image_size`` onto an artifact
+    trained at another size (incremental training), and make the trainer comment on options
+    the user never chose.
+    """
+    try:
+        from boxtune.train.hyperparameters import retrieve_default
+
+        defaults = retrieve_default(model_id)
+    except BoxtuneError:
+        return dict(values)
+    return {k: v for k, v in values.items() if defaults.get(k) != v}
 
 
 # -- reading the registry, with liveness checks ------------------------------------------------
@@ -221,7 +239,10 @@ def reconcile(job: JobRecord, registry: Registry) -> JobRecord:
         _kill_orphaned_trainer(job)
         reason = _orphan_reason(job)
     registry.update_job(
-        job.name, when_status=ACTIVE_JOB_STATUSES, status=FAILED, ended_at=now,
+        job.name,
+        when_status=ACTIVE_JOB_STATUSES,
+        status=FAILED,
+        ended_at=now,
         failure_reason=reason,
     )
     return registry.get_job(job.name) or job
@@ -283,7 +304,10 @@ def stop_job(name: str, registry: Registry | None = None, grace_s: float = 15.0)
     if not job.is_active:
         return job
     registry.update_job(
-        name, when_status=ACTIVE_JOB_STATUSES, status=STOPPED, ended_at=time.time(),
+        name,
+        when_status=ACTIVE_JOB_STATUSES,
+        status=STOPPED,
+        ended_at=time.time(),
         failure_reason="stopped by the user",
     )
     # SIGINT reaches the trainer with its supervisor (one process group): the trainer saves a

@@ -173,15 +173,22 @@ class Estimator:
         ignore_platform_arguments(
             "Estimator",
             {
-                "role": role, "instance_type": instance_type, "image_uri": image_uri,
-                "source_dir": source_dir, "entry_point": entry_point,
-                "sagemaker_session": sagemaker_session, "max_run": max_run,
+                "role": role,
+                "instance_type": instance_type,
+                "image_uri": image_uri,
+                "source_dir": source_dir,
+                "entry_point": entry_point,
+                "sagemaker_session": sagemaker_session,
+                "max_run": max_run,
                 "instance_count": instance_count if instance_count != 1 else None,
                 **platform,
             },
         )
-        inferred = model_id_from_uri(model_uri) or model_id_from_uri(image_uri) or \
-            model_id_from_uri(source_dir)
+        inferred = (
+            model_id_from_uri(model_uri)
+            or model_id_from_uri(image_uri)
+            or model_id_from_uri(source_dir)
+        )
         self.model_id = model_id or inferred
         # A model_uri that is not a catalog model's weights is a previous boxtune artifact.
         self.base_model = model_uri if model_uri and not model_id_from_uri(model_uri) else None
@@ -264,6 +271,7 @@ class Estimator:
             "Estimator.fit", {"experiment_config": experiment_config, **platform}
         )
         channels = normalize_inputs(inputs)
+        storage.check_destination(self.output_path)
         base_model = channels.get("model") or self.base_model
         # Bad names and values fail here, in the caller's process, not minutes later in a job.
         parse_hyperparameters(self.model_id, self.hyperparameters_dict, self.model_version)
@@ -344,9 +352,17 @@ class Estimator:
         model_data = self.model_data
         job_name = self.latest_training_job.name if self.latest_training_job else None
         endpoint = start_endpoint(
-            model_data, name=endpoint_name, port=port, host=host, backend=backend,
-            model_id=self.model_id, job_name=job_name, wait=wait,
+            model_data,
+            name=endpoint_name,
+            port=port,
+            host=host,
+            backend=backend,
+            model_id=self.model_id,
+            job_name=job_name,
+            wait=wait,
         )
-        print(f"boxtune: endpoint {endpoint.name} serving {model_data} at {endpoint.url}",
-              file=sys.stderr)
+        print(
+            f"boxtune: endpoint {endpoint.name} serving {model_data} at {endpoint.url}",
+            file=sys.stderr,
+        )
         return Predictor(endpoint.name, serializer=serializer, deserializer=deserializer)

@@ -85,7 +85,7 @@ def _clause(field: str, op: str, raw: str, expression: str) -> Callable[[dict], 
 
 
 def list_models(
-    filter: str | Callable[[dict], bool] | None = None,  # noqa: A002 (the managed SDK's name)
+    filter: str | Callable[[dict], bool] | None = None,
     **platform: Any,
 ) -> list[str]:
     """Model ids of the catalog that pass ``filter``, sorted."""

@@ -35,8 +35,14 @@ class Model:
 
         ignore_platform_arguments(
             "Model",
-            {"image_uri": image_uri, "role": role, "entry_point": entry_point,
-             "source_dir": source_dir, "sagemaker_session": sagemaker_session, **platform},
+            {
+                "image_uri": image_uri,
+                "role": role,
+                "entry_point": entry_point,
+                "source_dir": source_dir,
+                "sagemaker_session": sagemaker_session,
+                **platform,
+            },
         )
         pretrained = model_id_from_uri(model_data) if model_data else None
         if model_data and not pretrained:
@@ -46,7 +52,8 @@ class Model:
             model_id = model_id or pretrained or model_id_from_uri(image_uri)
             if not model_id:
                 raise ModelError(
-                    "no model given", where="Model",
+                    "no model given",
+                    where="Model",
                     hint="pass model_id=<a deployable catalog id> (`boxtune models list`) or "
                     "model_data=<a boxtune model.tar.gz, directory or s3:// URI>",
                 )
@@ -78,15 +85,25 @@ class Model:
 
         ignore_platform_arguments(
             "Model.deploy",
-            {"instance_type": instance_type,
-             "initial_instance_count": None if initial_instance_count == 1 else 1, **platform},
+            {
+                "instance_type": instance_type,
+                "initial_instance_count": None if initial_instance_count == 1 else 1,
+                **platform,
+            },
         )
         endpoint = start_endpoint(
-            self.model_ref, name=endpoint_name or self.name, port=port, host=host,
-            backend=backend, model_id=self.model_id, wait=wait,
+            self.model_ref,
+            name=endpoint_name or self.name,
+            port=port,
+            host=host,
+            backend=backend,
+            model_id=self.model_id,
+            wait=wait,
         )
-        print(f"boxtune: endpoint {endpoint.name} serving {self.model_ref} at {endpoint.url}",
-              file=sys.stderr)
+        print(
+            f"boxtune: endpoint {endpoint.name} serving {self.model_ref} at {endpoint.url}",
+            file=sys.stderr,
+        )
         predictor_cls = self.predictor_cls if _is_our_predictor(self.predictor_cls) else Predictor
         self.predictor = predictor_cls(
             endpoint.name, serializer=serializer, deserializer=deserializer

@@ -13,21 +13,67 @@ from typing import Any
 # Arguments of the managed SDK's Estimator/Model/deploy that have no local meaning.
 PLATFORM_ONLY = frozenset(
     {
-        "role", "instance_type", "instance_count", "initial_instance_count",
-        "sagemaker_session", "image_uri", "source_dir", "entry_point", "max_run", "max_wait",
-        "volume_size", "volume_kms_key", "output_kms_key", "tags", "metric_definitions",
-        "enable_network_isolation", "subnets", "security_group_ids", "use_spot_instances",
-        "checkpoint_s3_uri", "checkpoint_local_path", "encrypt_inter_container_traffic",
-        "debugger_hook_config", "disable_profiler", "profiler_config", "region",
-        "tolerate_vulnerable_model", "tolerate_deprecated_model", "environment", "env",
-        "predictor_cls", "model_name", "container_log_level", "code_location",
-        "dependencies", "git_config", "framework_version", "py_version", "kms_key",
-        "data_capture_config", "async_inference_config", "serverless_inference_config",
-        "accelerator_type", "volume_size_in_gb", "model_data_download_timeout",
-        "container_startup_health_check_timeout", "experiment_config", "vpc_config",
-        "keep_alive_period_in_seconds", "distribution", "hub_name", "model_type",
-        "hub_arn", "config_name", "inference_component_name", "max_retry_attempts",
-        "framework", "image_scope", "script_scope", "model_scope", "base_job_name_",
+        "role",
+        "instance_type",
+        "instance_count",
+        "initial_instance_count",
+        "sagemaker_session",
+        "image_uri",
+        "source_dir",
+        "entry_point",
+        "max_run",
+        "max_wait",
+        "volume_size",
+        "volume_kms_key",
+        "output_kms_key",
+        "tags",
+        "metric_definitions",
+        "enable_network_isolation",
+        "subnets",
+        "security_group_ids",
+        "use_spot_instances",
+        "checkpoint_s3_uri",
+        "checkpoint_local_path",
+        "encrypt_inter_container_traffic",
+        "debugger_hook_config",
+        "disable_profiler",
+        "profiler_config",
+        "region",
+        "tolerate_vulnerable_model",
+        "tolerate_deprecated_model",
+        "environment",
+        "env",
+        "predictor_cls",
+        "model_name",
+        "container_log_level",
+        "code_location",
+        "dependencies",
+        "git_config",
+        "framework_version",
+        "py_version",
+        "kms_key",
+        "data_capture_config",
+        "async_inference_config",
+        "serverless_inference_config",
+        "accelerator_type",
+        "volume_size_in_gb",
+        "model_data_download_timeout",
+        "container_startup_health_check_timeout",
+        "experiment_config",
+        "vpc_config",
+        "keep_alive_period_in_seconds",
+        "distribution",
+        "hub_name",
+        "model_type",
+        "hub_arn",
+        "config_name",
+        "inference_component_name",
+        "max_retry_attempts",
+        "framework",
+        "image_scope",
+        "script_scope",
+        "model_scope",
+        "base_job_name_",
     }
 )
 
@@ -47,8 +93,10 @@ def ignore_platform_arguments(owner: str, arguments: Mapping[str, Any]) -> list[
     key = (owner, frozenset(ignored))
     if key not in _already_said:
         _already_said.add(key)
-        line = f"boxtune: {owner} ignores {', '.join(ignored)} (managed-platform settings; " \
+        line = (
+            f"boxtune: {owner} ignores {', '.join(ignored)} (managed-platform settings; "
             "boxtune runs on this machine)"
+        )
         if unknown:
             line += f"; not platform arguments either, check the spelling: {', '.join(unknown)}"
         print(line, file=sys.stderr)

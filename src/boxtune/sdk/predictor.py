@@ -77,7 +77,8 @@ def _image_bytes(data: Any) -> bytes:
         path = Path(data).expanduser()
         if not path.is_file():
             raise BoxtuneError(
-                f"{path} is not a file", where="Predictor.predict",
+                f"{path} is not a file",
+                where="Predictor.predict",
                 hint="pass the image's bytes, a path to an image file, a PIL image or an array",
             )
         return path.read_bytes()
@@ -94,7 +95,8 @@ def _image_bytes(data: Any) -> bytes:
         data.save(buffer, format="PNG")
         return buffer.getvalue()
     raise BoxtuneError(
-        f"cannot send a {type(data).__name__}", where="Predictor.predict",
+        f"cannot send a {type(data).__name__}",
+        where="Predictor.predict",
         hint="pass the image's bytes, a path to an image file, a PIL image or an array",
     )
 
@@ -129,9 +131,7 @@ class Predictor:
         timeout: float = DEFAULT_TIMEOUT_S,
         **platform: Any,
     ):
-        ignore_platform_arguments(
-            "Predictor", {"sagemaker_session": sagemaker_session, **platform}
-        )
+        ignore_platform_arguments("Predictor", {"sagemaker_session": sagemaker_session, **platform})
         self.endpoint_name = endpoint_name
         self.serializer = serializer
         self.deserializer = deserializer
@@ -184,8 +184,12 @@ class Predictor:
         """
         ignore_platform_arguments(
             "Predictor.predict",
-            {"target_model": target_model, "target_variant": target_variant,
-             "inference_id": inference_id, **platform},
+            {
+                "target_model": target_model,
+                "target_variant": target_variant,
+                "inference_id": inference_id,
+                **platform,
+            },
         )
         args = dict(initial_args or {})
         accept = args.pop("Accept", None) or accept or DEFAULT_ACCEPT

@@ -40,8 +40,9 @@ class Session:
             return str(boxtune_home() / "local-bucket")
         return f"s3://{bucket}"
 
-    def upload_data(self, path: str, bucket: str | None = None, key_prefix: str = "data",
-                    **kwargs: Any) -> str:
+    def upload_data(
+        self, path: str, bucket: str | None = None, key_prefix: str = "data", **kwargs: Any
+    ) -> str:
         """Upload a file or directory; returns its URI (s3://bucket/key_prefix[/name])."""
         source = Path(path).expanduser()
         target = storage.join(self._base(bucket), key_prefix)

@@ -23,7 +23,8 @@ def _spec(model_id: str | None, model_version: str, where: str):
 
     if not model_id:
         raise ModelError(
-            "model_id is required", where=where,
+            "model_id is required",
+            where=where,
             hint=f'pass model_id=... (e.g. "{DEFAULT_MODEL_ID}"; `boxtune models list`)',
         )
     spec = get_spec(model_id)
@@ -32,7 +33,8 @@ def _spec(model_id: str | None, model_version: str, where: str):
         if model_version != version:
             raise ModelError(
                 f"model version {model_version!r} of {model_id} is not available",
-                where=where, hint='use model_version="*"',
+                where=where,
+                hint='use model_version="*"',
             )
     return spec
 

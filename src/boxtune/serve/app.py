@@ -184,6 +184,14 @@ def create_app(config: ServeConfig, predictor: Predictor | None = None) -> ASGIA
                 "overloaded",
                 {"Retry-After": "1"},
             ) from exc
+        except Exception as exc:  # the runner failed: log the trace here, answer without it
+            log.error("inference failed", exc_info=exc)
+            raise ErrorResponse(
+                500,
+                f"inference failed: {type(exc).__name__}",
+                "the server log holds the details; report it if it persists",
+                "inference_failed",
+            ) from exc
         answer = predictor.respond(detections, image, response_format)
         return json_response(answer)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,12 +58,16 @@ class BatchSummary:
         )
 
 
-def list_images(root: Path) -> list[str]:
+def list_images(root: Path, exclude: Path | None = None) -> list[str]:
     """Relative POSIX paths of image files under root (recursive, hidden entries skipped),
-    leaving out boxtune's own visualisations when input and output are the same folder."""
+    leaving out the ``exclude`` folder (an output folder inside the input) and boxtune's own
+    visualisations when input and output are the same folder."""
     found = []
+    skip = exclude.resolve() if exclude is not None else None
     for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        subdirs[:] = sorted(
+            d for d in subdirs if not d.startswith(".") and (Path(directory) / d).resolve() != skip
+        )
         for name in sorted(files):
             if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
@@ -136,6 +141,10 @@ def predict_folder(
     from tqdm import tqdm
 
     root = local_copy(input_location, kind="predict-input")
+    if not root.exists():
+        raise BoxtuneError(
+            f"{input_location} does not exist", where="--input", hint="check the path"
+        )
     if not root.is_dir():
         raise BoxtuneError(
             f"{input_location} is not a folder",
@@ -143,7 +152,7 @@ def predict_folder(
             hint="give a folder of images (local or s3:// prefix)",
         )
     output = _Output(output_location)
-    images = list_images(root)
+    images = list_images(root, exclude=None if output.remote else output.root)
     if not images:
         raise BoxtuneError(
             f"no images in {input_location}",
@@ -171,7 +180,11 @@ def predict_folder(
     def fail(rel: str, reason: str) -> None:
         summary.failed += 1
         summary.failures[rel] = reason
-        (bar.write if progress else report)(f"skipped {rel}: {reason}")
+        message = f"failed: {rel}: {reason}"
+        if progress:
+            bar.write(message, file=sys.stderr)
+        else:
+            report(message)
 
     try:
         for chunk in _chunks(todo, batch_size):

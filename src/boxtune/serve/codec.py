@@ -66,6 +66,21 @@ def sniff_format(body: bytes) -> str | None:
     return None
 
 
+def sniff_unsupported(body: bytes) -> str | None:
+    """Name well-known formats that are refused on purpose, for a clearer message."""
+    if body[4:8] == b"ftyp":
+        brand = body[8:12].decode("ascii", "replace")
+        return "AVIF" if brand.startswith("avi") else f"HEIF/HEIC (ISO media brand {brand!r})"
+    head = body[:256].lstrip().lower()
+    if head.startswith(b"%pdf"):
+        return "PDF"
+    if head.startswith((b"%!ps", b"\xc5\xd0\xd3\xc6")):
+        return "PostScript/EPS"
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in body[:1024].lower()):
+        return "SVG (a vector format)"
+    return None
+
+
 def describe_prefix(body: bytes, count: int = 8) -> str:
     """The first bytes as hex plus a printable rendering, for error messages."""
     head = body[:count]
@@ -90,6 +105,13 @@ def decode_image(
     except Image.DecompressionBombError as exc:
         raise _too_large(str(exc), max_pixels, source) from exc
     except UnidentifiedImageError as exc:
+        unsupported = sniff_unsupported(body)
+        if unsupported is not None:
+            raise ImageDecodeError(
+                f"unsupported image format: {unsupported}",
+                where=source,
+                hint=f"convert it to JPEG or PNG first (accepted: {', '.join(SAFE_FORMATS)})",
+            ) from exc
         if sniffed is None:
             raise ImageDecodeError(
                 f"not an image: starts with bytes {describe_prefix(body)}",

@@ -7,6 +7,7 @@ requests finish (up to ``graceful_timeout_s``), then runs the app's shutdown. Wi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -39,7 +40,12 @@ def run_server(config: ServeConfig) -> int:
     """Serve until stopped; returns the exit code. Bad --model references fail before binding."""
     import uvicorn
 
-    check_model_ref(config.model)
+    ref = check_model_ref(config.model)
+    if config.workers > 1 and ref.kind == "artifact":
+        # Download / extract once here: workers doing it at once would race on one cache folder
+        from boxtune.artifacts import load_artifact
+
+        config = dataclasses.replace(config, model=str(load_artifact(ref.value).directory))
     own_metrics_dir = None
     if config.workers > 1 and not os.environ.get(MULTIPROC_ENV):
         # Must be set before any worker imports prometheus_client

@@ -99,6 +99,8 @@ class TorchDetector(Detector):
         self.optimizer, ignored = build_optimizer(params, hyperparameters)
         clip = getattr(hyperparameters, "gradient_clip_norm", None)
         self.gradient_clip_norm = float(clip) if clip is not None else DEFAULT_GRADIENT_CLIP_NORM
+        if self.gradient_clip_norm <= 0:  # 0 means "no clipping" (the hyperparameter's doc)
+            self.gradient_clip_norm = math.inf
         if self._pending_optimizer_state is not None:
             self.optimizer.load_state_dict(self._pending_optimizer_state)
             self._pending_optimizer_state = None

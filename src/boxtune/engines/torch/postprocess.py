@@ -54,9 +54,9 @@ def postprocess(
         kept = batched_nms(boxes, scores, classes, config.iou_threshold)[: config.max_detections]
         results.append(
             Detections(
-                boxes[kept].numpy().astype(np.float32),
-                classes[kept].numpy().astype(np.int64),
-                scores[kept].numpy().astype(np.float32),
+                boxes[kept].cpu().numpy().astype(np.float32),
+                classes[kept].cpu().numpy().astype(np.int64),
+                scores[kept].cpu().numpy().astype(np.float32),
             ).sorted()
         )
     return results

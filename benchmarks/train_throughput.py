@@ -1,0 +1,191 @@
+"""Training throughput of `boxtune train` against a bare torch loop on the same model and data.
+
+Both run as separate processes, one after the other, in the same invocation: the boxtune CLI
+(``boxtune train``; images/s from its ``metrics.jsonl``, training steps only, data loading
+included, validation excluded) and a bare loop (the engine's network, the same loader,
+``torch.optim.Adam`` and gradient clipping, nothing else). The first epoch fills the image
+cache and warms up kernels, so images/s compare the later epochs. Peak RSS of every boxtune
+epoch is printed to show that memory does not grow.
+
+    .venv/bin/python benchmarks/train_throughput.py [--images 64] [--epochs 4] [--size 320]
+
+Prints one JSON object; ``ratio`` = boxtune images/s / bare images/s (must be >= 0.95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODEL_ID = "pytorch-od1-efficientdet-lite0-320"
+
+
+def bare_loop(dataset: Path, epochs: int, size: int, batch: int, lr: float) -> dict:
+    """The same network, loader and optimizer as boxtune's defaults, with no trainer around."""
+    import dataclasses
+    import resource
+
+    import torch
+
+    from boxtune.catalog import get_spec
+    from boxtune.data import AugmentConfig, make_loader, read_dataset, split_dataset
+    from boxtune.engines.torch.engine import build_network
+
+    torch.manual_seed(0)
+    train_part, _ = split_dataset(read_dataset(dataset), 0.2, 0)
+    spec = dataclasses.replace(get_spec(MODEL_ID), image_size=size)
+    net = build_network(spec, len(train_part.label_map), init="pretrained")
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-7)
+    loader = make_loader(
+        train_part,
+        train_part.label_map,
+        size,
+        batch,
+        augment=AugmentConfig(),
+        shuffle=True,
+        num_workers=0,
+        seed=0,
+    )
+    per_epoch = []
+    for epoch in range(epochs):
+        loader.sampler.epoch = epoch
+        net.train()
+        images_seen = 0
+        started = time.perf_counter()
+        for images, targets in loader:
+            losses = net.losses(images, targets)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+            optimizer.step()
+            images_seen += len(targets)
+        seconds = time.perf_counter() - started
+        per_epoch.append(
+            {
+                "epoch": epoch,
+                "images_per_second": images_seen / seconds,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    return {"epochs": per_epoch}
+
+
+def boxtune_train(dataset: Path, output: Path, epochs: int, size: int, batch: int) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "boxtune.cli",
+        "train",
+        "--model-id",
+        MODEL_ID,
+        "--training",
+        str(dataset),
+        "--output",
+        str(output),
+        "--quiet",
+        "--hp",
+        f"epochs={epochs}",
+        "--hp",
+        f"image_size={size}",
+        "--hp",
+        f"batch_size={batch}",
+        "--hp",
+        "num_workers=0",
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"boxtune train failed:\n{done.stdout}\n{done.stderr}")
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    return {
+        "wall_seconds": round(wall, 1),
+        "epochs": [
+            {
+                "epoch": r["epoch"],
+                "images_per_second": r["samples_per_second"],
+                "peak_rss_mb": r["peak_rss_mb"],
+                "rss_mb": r["rss_mb"],
+                "validation_seconds": r["validation_seconds"],
+            }
+            for r in records
+        ],
+    }
+
+
+def steady(epochs: list[dict]) -> float:
+    """Median images/s over the epochs after the first (cache fill, kernel warm-up)."""
+    rates = [e["images_per_second"] for e in epochs[1:]] or [epochs[0]["images_per_second"]]
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--bare-only", metavar="DATASET", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.bare_only:  # the child process of the bare measurement
+        result = bare_loop(Path(args.bare_only), args.epochs, args.size, args.batch, 1e-3)
+        print(json.dumps(result))
+        return
+
+    from boxtune.data import generate_sample_dataset
+
+    with tempfile.TemporaryDirectory(prefix="boxtune-throughput-") as tmp:
+        dataset = generate_sample_dataset(Path(tmp) / "data", images=args.images, seed=0)
+        child = [
+            sys.executable,
+            __file__,
+            "--bare-only",
+            str(dataset),
+            "--epochs",
+            str(args.epochs),
+            "--size",
+            str(args.size),
+            "--batch",
+            str(args.batch),
+        ]
+        done = subprocess.run(child, capture_output=True, text=True, check=True)
+        bare = json.loads(done.stdout.strip().splitlines()[-1])
+        boxtune = boxtune_train(dataset, Path(tmp) / "out", args.epochs, args.size, args.batch)
+
+    boxtune_rate, bare_rate = steady(boxtune["epochs"]), steady(bare["epochs"])
+    peaks = [e["peak_rss_mb"] for e in boxtune["epochs"]]
+    result = {
+        "benchmark": "train_throughput",
+        "model_id": MODEL_ID,
+        "images": args.images,
+        "image_size": args.size,
+        "batch_size": args.batch,
+        "epochs": args.epochs,
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "boxtune_images_per_second": round(boxtune_rate, 3),
+        "bare_images_per_second": round(bare_rate, 3),
+        "ratio": round(boxtune_rate / bare_rate, 3),
+        "ratio_ok": boxtune_rate / bare_rate >= 0.95,
+        "boxtune_peak_rss_mb_per_epoch": peaks,
+        # Growth after the warm-up epoch (epoch 0 fills the cache and the allocator).
+        "rss_growth_mb_after_epoch_1": round(max(peaks[1:]) - peaks[1], 1)
+        if len(peaks) > 1
+        else None,
+        "boxtune_wall_seconds": boxtune["wall_seconds"],
+        "boxtune_epochs": boxtune["epochs"],
+        "bare_epochs": bare["epochs"],
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
