@@ -127,6 +127,11 @@ class Server:
         self.log.close()
 
 
+# Pause between timed calls: ONNX Runtime's and OpenMP's worker threads keep spinning for a
+# while after a call and would steal the CPU from the next (other) call being timed.
+PAUSE_S = 0.05
+
+
 def interleaved(calls: dict, items: list, rounds: int, warmup: int = 2) -> dict[str, list[float]]:
     """Time every call on every item, alternating calls item by item (and their order round by
     round) so that load from other processes hits all of them alike."""
@@ -139,6 +144,7 @@ def interleaved(calls: dict, items: list, rounds: int, warmup: int = 2) -> dict[
         order = names if round_index % 2 == 0 else names[::-1]
         for item in items:
             for name in order:
+                time.sleep(PAUSE_S)
                 started = time.perf_counter()
                 calls[name](item)
                 times[name].append(time.perf_counter() - started)

@@ -19,6 +19,7 @@ Prints one JSON object with mAP50 and mAP50-95 of each contender.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -245,24 +246,25 @@ def run_yolo(
     )
     model = YOLO("yolov8n.yaml")
     started = time.perf_counter()
-    model.train(
-        data=str(data_yaml),
-        epochs=10000,
-        time=budget / 3600,
-        imgsz=size,
-        batch=batch,
-        device="cpu",
-        workers=0,
-        pretrained=False,
-        amp=False,
-        plots=False,
-        val=False,
-        project=str(work / "yolo-runs"),
-        name="run",
-        exist_ok=True,
-        verbose=False,
-        seed=0,
-    )
+    with contextlib.redirect_stdout(sys.stderr):  # its progress output would break our JSON
+        model.train(
+            data=str(data_yaml),
+            epochs=10000,
+            time=budget / 3600,
+            imgsz=size,
+            batch=batch,
+            device="cpu",
+            workers=0,
+            pretrained=False,
+            amp=False,
+            plots=False,
+            val=False,
+            project=str(work / "yolo-runs"),
+            name="run",
+            exist_ok=True,
+            verbose=False,
+            seed=0,
+        )
     train_seconds = time.perf_counter() - started
     val = read_dataset(val_dir)
     predictions = {}

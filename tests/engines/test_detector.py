@@ -35,11 +35,26 @@ def test_head_only_training_leaves_every_frozen_tensor_bit_identical(small_detec
     assert any(n.startswith("neck.") and "running_mean" in n for n in changed)
     assert det.num_parameters(trainable_only=True) < det.num_parameters() / 2
 
-    # Full fine-tuning again: the backbone moves.
+    # Full fine-tuning again: the backbone moves, except its pretrained stem and first blocks.
     det.set_trainable(head_only=False)
     det.configure_optimizer(hp(learning_rate=0.01))
     det.train_step(images, targets)
-    assert not torch.equal(before["backbone.stem.0.weight"], det.net.backbone.stem[0].weight)
+    moved = det.net.backbone.blocks[10]._project_conv.weight
+    assert not torch.equal(before["backbone.blocks.10._project_conv.weight"], moved)
+    for name in (
+        "backbone.stem.0.weight",
+        "backbone.stem.1.running_mean",
+        "backbone.blocks.2._expand_conv.weight",
+        "backbone.blocks.2._bn0.running_var",
+    ):
+        assert torch.equal(before[name], det.net.state_dict()[name]), name  # fmt: skip
+
+
+def test_random_init_trains_the_whole_backbone():
+    random = get_engine("torch").create(
+        get_spec(DEFAULT_MODEL_ID), LABELS, init="random", image_size=SMALL
+    )
+    assert random.num_parameters(trainable_only=True) == random.num_parameters()
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZER_OPTIONS))

@@ -219,3 +219,79 @@ def test_concurrent_writers_from_several_processes(boxtune_home):
     recorded = Registry().list_jobs()
     assert len(recorded) == 100
     assert {j.exit_code for j in recorded} == set(range(25))
+
+
+def test_signal_to_the_supervisor_alone_stops_the_job():
+    jobs.submit_job(fake_command(60.0), name="terminated")
+    job = wait_for_status("terminated", "running")
+    os.kill(job.pid, signal.SIGTERM)  # e.g. `kill PID` by hand, not `boxtune jobs stop`
+    final = jobs.wait_for_job("terminated", timeout=40)
+    assert final.status == "stopped"
+    assert "signal" in final.failure_reason
+    assert not jobs.processes.is_alive(final.child_pid)
+
+
+def test_jobs_and_endpoints_cli(capsys):
+    from boxtune.cli import main
+
+    jobs.submit_job(fake_command(60.0), name="cli-job")
+    wait_for_status("cli-job", "running")
+    assert main(["jobs", "list", "--status", "running"]) == 0
+    assert "cli-job" in capsys.readouterr().out
+    assert main(["jobs", "stop", "cli-job"]) == 0
+    assert "cli-job: stopped" in capsys.readouterr().out
+    assert main(["jobs", "show", "cli-job"]) == 0
+    shown = capsys.readouterr().out
+    assert "status:          stopped" in shown and "stopped by the user" in shown
+    assert main(["jobs", "show", "no-such-job"]) == 1
+    assert "no training job named 'no-such-job'" in capsys.readouterr().err
+    assert main(["endpoints", "list"]) == 0
+    assert "no endpoints running" in capsys.readouterr().out
+
+
+# Like the trainer: a KeyboardInterrupt (SIGINT) saves a checkpoint; --resume continues from it.
+RESUMABLE_TRAINER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    checkpoint = Path("train-output/checkpoints/last.pt")
+    if "--resume" in sys.argv:
+        print("resumed from", checkpoint.read_text(), flush=True)
+        sys.exit(0)
+    try:
+        print("training", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_text("epoch 3")
+        print("checkpoint saved", flush=True)
+        raise
+    """
+)
+
+
+def test_stop_checkpoints_and_resume_continues(capsys):
+    from boxtune.cli import main
+
+    jobs.submit_job([sys.executable, "-c", RESUMABLE_TRAINER], name="resumable")
+    deadline = time.monotonic() + 30
+    while "training" not in Path(jobs.get_job("resumable").log_path).read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert jobs.stop_job("resumable").status == "stopped"
+    assert "checkpoint saved" in Path(jobs.get_job("resumable").log_path).read_text()
+
+    assert main(["jobs", "resume", "resumable", "--follow"]) == 0
+    final = jobs.get_job("resumable")
+    assert final.status == "completed" and final.command[-1] == "--resume"
+    assert "resumed from epoch 3" in capsys.readouterr().out
+    with pytest.raises(BoxtuneError, match="only stopped or failed jobs resume"):
+        jobs.resume_job("resumable")
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error():
+    jobs.submit_job(fake_command(60.0), name="no-checkpoint")
+    wait_for_status("no-checkpoint", "running")
+    jobs.stop_job("no-checkpoint", grace_s=5)
+    with pytest.raises(BoxtuneError, match="no checkpoint to resume from"):
+        jobs.resume_job("no-checkpoint")

@@ -122,7 +122,7 @@ def test_full_queue_sheds_load():
         await asyncio.sleep(0.05)  # the first one is in the model
         running += [asyncio.ensure_future(batcher.submit(_tagged(v))) for v in (1, 2)]
         await asyncio.sleep(0.05)  # two waiting
-        with pytest.raises(QueueFullError, match="2 images are already waiting"):
+        with pytest.raises(QueueFullError, match="2 requests are already waiting"):
             await batcher.submit(_tagged(9))
         release.set()
         results = await asyncio.gather(*running)
@@ -155,3 +155,21 @@ def test_waits_only_for_requests_that_are_arriving():
 
     assert asyncio.run(main()) < 0.25
     assert batches == [1, 2]  # the request still decoding joined the other one's batch
+
+
+def test_an_exception_result_fails_only_its_own_caller():
+    def run(items):
+        return [ValueError(f"bad {v}") if v % 2 else v * 10 for v in items]
+
+    async def main():
+        batcher = DynamicBatcher(run, max_batch_size=8, max_delay_s=0.05)
+        batcher.start()
+        results = await asyncio.gather(
+            *(batcher.submit(v) for v in range(4)), return_exceptions=True
+        )
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert results[0] == 0 and results[2] == 20
+    assert isinstance(results[1], ValueError) and str(results[3]) == "bad 3"

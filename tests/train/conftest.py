@@ -7,8 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.s3_server import s3_bucket, s3_env, s3_server
 
 from boxtune.data import generate_sample_dataset
+
+__all__ = ["s3_bucket", "s3_env", "s3_server"]
 
 
 @pytest.fixture(scope="session")

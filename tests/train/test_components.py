@@ -156,3 +156,18 @@ def test_memory_probe_reports_positive_numbers():
     probe = reporting.MemoryProbe()
     probe.reset_peak()
     assert probe.peak_mb() > 0
+
+
+def test_with_a_time_budget_the_warmup_ends_by_a_tenth_of_it():
+    schedule, _ = LearningRateSchedule.plan(
+        peak=1.0,
+        steps_per_epoch=1000,
+        epochs=100,
+        warmup_epochs=1,
+        warmup_steps=0,
+        shape="constant",
+        max_seconds=100,
+    )
+    assert schedule.learning_rate(0, elapsed_seconds=0) < 0.01
+    assert schedule.learning_rate(5, elapsed_seconds=5) == pytest.approx(0.5)
+    assert schedule.learning_rate(10, elapsed_seconds=10) == 1.0

@@ -375,3 +375,34 @@ def test_ignored_options_are_reported(monkeypatch, sample_dataset, tmp_path):
         monkeypatch, sample_dataset, tmp_path / "out", hp={"epochs": 1, "momentum": "0.5"}
     )
     assert any("momentum=0.5 is ignored by optimizer adam" in line for line in lines)
+
+
+def test_training_from_and_to_s3(monkeypatch, sample_dataset, s3_bucket, s3_env, tmp_path):
+    monkeypatch.setenv("BOXTUNE_HOME", str(tmp_path / "home"))
+    from boxtune.storage import upload
+
+    upload(sample_dataset, f"s3://{s3_bucket}/data")
+    _, result, _ = run(
+        monkeypatch, f"s3://{s3_bucket}/data", f"s3://{s3_bucket}/out", hp={"epochs": 1}
+    )
+    assert result.output == f"s3://{s3_bucket}/out"
+    keys = set(s3_env.keys(s3_bucket, "out/"))
+    assert {"out/boxtune-model.json", "out/model.tar.gz", "out/metrics.jsonl"} <= keys
+    artifact = load_artifact(f"s3://{s3_bucket}/out/model.tar.gz")
+    assert artifact.label_map == read_dataset(sample_dataset).label_map
+
+
+def test_progress_bar_with_eta_goes_to_stderr(monkeypatch, sample_dataset, tmp_path, capsys):
+    install(monkeypatch, FakeEngine())
+    train(
+        DEFAULT_MODEL_ID,
+        sample_dataset,
+        None,
+        tmp_path / "out",
+        {**BASE_HP, "epochs": 2},
+        log=print,
+        progress=True,
+    )
+    captured = capsys.readouterr()
+    assert "epoch 2/2" in captured.err and "run_eta=" in captured.err
+    assert "[Epoch 1], Speed:" in captured.out and "epoch 2/2" not in captured.out

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_jobs(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "jobs",
-        help="list, inspect, follow and stop background training jobs",
+        help="list, inspect, follow, stop and resume background training jobs",
         description="Training jobs started through the SDK (Estimator.fit) or the web UI run "
         "in the background; their state lives in BOXTUNE_HOME/registry.sqlite3.",
     )
@@ -47,9 +47,16 @@ def _register_jobs(subparsers: argparse._SubParsersAction) -> None:
     )
     logs.set_defaults(handler=_jobs_logs)
 
-    stop = sub.add_parser("stop", help="stop a queued or running job")
+    stop = sub.add_parser("stop", help="stop a queued or running job (it checkpoints first)")
     stop.add_argument("name", metavar="JOB_NAME")
     stop.set_defaults(handler=_jobs_stop)
+
+    resume = sub.add_parser(
+        "resume", help="continue a stopped or failed job from its last checkpoint"
+    )
+    resume.add_argument("name", metavar="JOB_NAME")
+    resume.add_argument("-f", "--follow", action="store_true", help="then follow its log")
+    resume.set_defaults(handler=_jobs_resume)
 
 
 def _register_endpoints(subparsers: argparse._SubParsersAction) -> None:
@@ -207,6 +214,17 @@ def _jobs_stop(args: argparse.Namespace) -> int:
     job = stop_job(args.name)
     print(f"job {job.name}: {job.status}")
     return 0
+
+
+def _jobs_resume(args: argparse.Namespace) -> int:
+    from boxtune.jobs import resume_job, stream_logs
+
+    job = resume_job(args.name)
+    print(f"job {job.name}: {job.status} (resuming from its last checkpoint)")
+    if args.follow:
+        job = stream_logs(job.name, sys.stdout, follow=True)
+        print(f"\njob {job.name} {job.status}", file=sys.stderr)
+    return 0 if job.status != "failed" else 1
 
 
 # -- endpoints -------------------------------------------------------------------------------------

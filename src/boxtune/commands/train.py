@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from boxtune.errors import HyperparameterError
@@ -102,15 +103,21 @@ def _train_command(args: argparse.Namespace) -> int:
             where="boxtune train",
             hint="pass --model-id ID (see `boxtune models list`) or --model ARTIFACT",
         )
-    result = train(
-        args.model_id,
-        training=args.training,
-        validation=args.validation,
-        output=args.output,
-        hyperparameters=parse_assignments(args.hp),
-        artifact=args.model,
-        resume=args.resume,
-        progress=not args.quiet,
-    )
+    try:
+        result = train(
+            args.model_id,
+            training=args.training,
+            validation=args.validation,
+            output=args.output,
+            hyperparameters=parse_assignments(args.hp),
+            artifact=args.model,
+            resume=args.resume,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        argv = [a for a in sys.argv[1:] if a != "--resume"]
+        command = " ".join(shlex.quote(a) for a in ["boxtune", *argv, "--resume"])
+        print(f"to continue where it stopped: {command}", file=sys.stderr)
+        raise
     print(f"model written to {result.output}", file=sys.stderr)
     return 0

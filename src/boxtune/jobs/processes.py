@@ -112,11 +112,17 @@ def terminate(
     identity: str | None,
     grace_s: float = 10.0,
     first_signal: int = signal.SIGTERM,
+    leader_only: bool = False,
 ) -> bool:
-    """``first_signal`` to the group, SIGKILL after ``grace_s``. True when the leader is gone."""
+    """``first_signal`` to the group (or its leader only), SIGKILL to the group after
+    ``grace_s``. True when the leader is gone."""
     if not pid or not is_alive(pid, identity):
         return True
-    signal_group(pid, first_signal)
+    if leader_only:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, first_signal)
+    else:
+        signal_group(pid, first_signal)
     if wait_until_dead(pid, identity, grace_s):
         return True
     signal_group(pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ command a grace period before killing it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from boxtune.jobs import logs, processes
 from boxtune.jobs.store import COMPLETED, FAILED, QUEUED, RUNNING, STOPPED, JobRecord, Registry
 from boxtune.jobs.training import TRAIN_OUTPUT_DIR, list_jobs
 
-STOP_GRACE_S = 15.0
+STOP_GRACE_S = 20.0
 SLOT_POLL_S = 1.0
 
 
@@ -119,7 +120,10 @@ def run_command(job: JobRecord, registry: Registry, stop: _StopRequested) -> int
         except subprocess.TimeoutExpired:
             pass
         if stop.requested and stop_deadline is None:
-            # The group's SIGTERM reached the child too; give it time to checkpoint.
+            # One SIGINT: the trainer saves a checkpoint and exits (a second one could cut the
+            # save short, so no more signals until the grace period is over).
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGINT)
             stop_deadline = time.monotonic() + STOP_GRACE_S
         if stop_deadline is not None and time.monotonic() > stop_deadline:
             child.kill()
@@ -161,6 +165,14 @@ def supervise(name: str) -> int:
     code = run_command(job, registry, stop)
     elapsed = time.monotonic() - started
     if stop.requested or registry.get_job(name).status == STOPPED:
+        # A signal sent to the supervisor alone (not through stop_job) stops the job too.
+        registry.update_job(
+            name,
+            when_status=(RUNNING,),
+            status=STOPPED,
+            ended_at=time.time(),
+            failure_reason="stopped by a signal to the job's supervisor",
+        )
         registry.update_job(name, exit_code=code)
         say(f"job {name} stopped after {elapsed:.1f} s ({processes.describe_exit(code)})")
         return 0

@@ -103,15 +103,21 @@ def submit_job(
     registry.insert_job(job)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "command.json").write_text(json.dumps(job.command, indent=2) + "\n")
+    _start_supervisor(job, registry, env)
+    return registry.get_job(name) or job
+
+
+def _start_supervisor(
+    job: JobRecord, registry: Registry, env: Mapping[str, str] | None = None
+) -> None:
     supervisor = processes.spawn_detached(
-        processes.python_command("boxtune.jobs.supervisor", name),
+        processes.python_command("boxtune.jobs.supervisor", job.name),
         Path(job.log_path),
-        cwd=work_dir,
+        cwd=Path(job.work_dir),
         env=job_environment(env),
     )
     identity = processes.process_identity(supervisor.pid)
-    registry.update_job(name, pid=supervisor.pid, pid_started=identity)
-    return registry.get_job(name) or job
+    registry.update_job(job.name, pid=supervisor.pid, pid_started=identity)
 
 
 def training_command(
@@ -297,7 +303,48 @@ def list_jobs(
     return registry.list_jobs(statuses, limit)
 
 
-def stop_job(name: str, registry: Registry | None = None, grace_s: float = 15.0) -> JobRecord:
+def resume_job(name: str, registry: Registry | None = None) -> JobRecord:
+    """Start a stopped or failed training job again from its last checkpoint (``--resume``).
+
+    The trainer checkpoints after every epoch and when interrupted, so a stopped job (or one
+    killed mid-run) continues where it was instead of starting over.
+    """
+    registry = registry or Registry()
+    job = get_job(name, registry, with_metrics=False)
+    if job.status not in (FAILED, STOPPED):
+        raise BoxtuneError(
+            f"training job {name} is {job.status}; only stopped or failed jobs resume",
+            hint=f"`boxtune jobs show {name}`",
+        )
+    checkpoint = Path(job.work_dir) / TRAIN_OUTPUT_DIR / "checkpoints" / "last.pt"
+    if not checkpoint.exists():
+        raise BoxtuneError(
+            f"training job {name} has no checkpoint to resume from",
+            where=str(checkpoint),
+            hint="it ended before its first checkpoint: start a new job (the failure reason: "
+            f"`boxtune jobs show {name}`)",
+        )
+    command = job.command if "--resume" in job.command else [*job.command, "--resume"]
+    resumed = registry.update_job(
+        name,
+        when_status=(FAILED, STOPPED),
+        status=QUEUED,
+        command=command,
+        pid=None,
+        pid_started=None,
+        child_pid=None,
+        exit_code=None,
+        failure_reason=None,
+        started_at=None,
+        ended_at=None,
+    )
+    if not resumed:
+        raise BoxtuneError(f"training job {name} changed state meanwhile", hint="try again")
+    _start_supervisor(registry.get_job(name), registry)
+    return get_job(name, registry)
+
+
+def stop_job(name: str, registry: Registry | None = None, grace_s: float = 30.0) -> JobRecord:
     """Stop a queued or running job (its whole process group); a finished job is left as is."""
     registry = registry or Registry()
     job = get_job(name, registry, with_metrics=False)
@@ -310,9 +357,11 @@ def stop_job(name: str, registry: Registry | None = None, grace_s: float = 15.0)
         ended_at=time.time(),
         failure_reason="stopped by the user",
     )
-    # SIGINT reaches the trainer with its supervisor (one process group): the trainer saves a
-    # checkpoint (a KeyboardInterrupt) before it exits, so the run can be resumed.
-    processes.terminate(job.pid, job.pid_started, grace_s=grace_s, first_signal=signal.SIGINT)
+    # The supervisor passes one SIGINT on to the trainer, which saves a checkpoint (a
+    # KeyboardInterrupt) before it exits; whatever still lives after grace_s is killed.
+    processes.terminate(
+        job.pid, job.pid_started, grace_s=grace_s, first_signal=signal.SIGINT, leader_only=True
+    )
     return get_job(name, registry)
 
 
@@ -366,6 +415,7 @@ __all__ = [
     "model_data_uri",
     "read_metrics",
     "reconcile",
+    "resume_job",
     "stop_job",
     "stream_logs",
     "submit_job",

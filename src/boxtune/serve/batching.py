@@ -1,11 +1,14 @@
 """Dynamic batching: concurrent requests share one model call.
 
-One collector task per process takes the first waiting image and, while other requests are
-still arriving (being read or decoded, see :meth:`DynamicBatcher.arriving`), waits at most
+One collector task per process takes the first waiting item and, while other requests are
+still arriving (their bodies being read, see :meth:`DynamicBatcher.arriving`), waits at most
 ``max_delay_s`` for them (up to ``max_batch_size``). A lone request therefore never waits. The
-batch runs on a single inference thread, so the event loop keeps accepting requests; images that
+batch runs on a single inference thread, so the event loop keeps accepting requests; items that
 come in while a batch runs form the next batch at once, so under load batches fill without any
 added delay.
+
+The batch function maps a list of items to a list of results; a result that is an exception is
+raised to that item's caller only (e.g. one undecodable image in a batch).
 """
 
 from __future__ import annotations
@@ -16,29 +19,26 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
-from boxtune.detections import Detections
-
-PredictFn = Callable[[Sequence[np.ndarray]], list[Detections]]
+BatchFn = Callable[[list[Any]], Sequence[Any]]
 BatchObserver = Callable[[int, float], None]  # (batch size, seconds)
 
 
 class QueueFullError(RuntimeError):
-    """More images are waiting than ``max_queue``: the caller should shed load (HTTP 503)."""
+    """More items are waiting than ``max_queue``: the caller should shed load (HTTP 503)."""
 
 
 @dataclass
 class _Pending:
-    image: np.ndarray
+    item: Any
     future: asyncio.Future
 
 
 class DynamicBatcher:
     def __init__(
         self,
-        predict: PredictFn,
+        run_batch: BatchFn,
         *,
         max_batch_size: int = 8,
         max_delay_s: float = 0.002,
@@ -47,7 +47,7 @@ class DynamicBatcher:
     ):
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
-        self._predict = predict
+        self._run_batch_fn = run_batch
         self.max_batch_size = max_batch_size
         self.max_delay_s = max(0.0, max_delay_s)
         self.max_queue = max_queue
@@ -55,7 +55,7 @@ class DynamicBatcher:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._arriving = 0
         self._task: asyncio.Task | None = None
-        # One thread: the runner is called by one batch at a time (it parallelises inside)
+        # One thread: one batch at a time (the runner parallelises inside)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="boxtune-infer")
 
     def start(self) -> None:
@@ -84,13 +84,14 @@ class DynamicBatcher:
         finally:
             self._arriving -= 1
 
-    async def submit(self, image: np.ndarray) -> Detections:
+    async def submit(self, item: Any) -> Any:
+        """The batch function's result for ``item`` (raised if it is an exception)."""
         if self._queue is None:
             raise RuntimeError("DynamicBatcher.start() was not called")
         if self.max_queue is not None and self._queue.qsize() >= self.max_queue:
-            raise QueueFullError(f"{self._queue.qsize()} images are already waiting")
+            raise QueueFullError(f"{self._queue.qsize()} requests are already waiting")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(image, future))
+        await self._queue.put(_Pending(item, future))
         return await future
 
     async def _run(self) -> None:
@@ -120,7 +121,7 @@ class DynamicBatcher:
         started = time.perf_counter()
         try:
             results = await loop.run_in_executor(
-                self._executor, self._predict, [p.image for p in batch]
+                self._executor, self._run_batch_fn, [p.item for p in batch]
             )
             if len(results) != len(batch):
                 raise RuntimeError(f"runner returned {len(results)} results for {len(batch)}")
@@ -132,5 +133,9 @@ class DynamicBatcher:
         if self._on_batch is not None:
             self._on_batch(len(batch), time.perf_counter() - started)
         for pending, result in zip(batch, results, strict=True):
-            if not pending.future.done():
+            if pending.future.done():
+                continue
+            if isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
                 pending.future.set_result(result)

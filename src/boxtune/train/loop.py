@@ -81,7 +81,7 @@ def train(
     for note in hp.notes():
         log(note)
     work_dir = _work_dir(str(output))
-    _check_output(work_dir, resume)
+    _check_output(work_dir, resume, str(output))
 
     data = load_training_data(str(training), str(validation) if validation else None, hp, log)
     detector = build_detector(setup, data.label_map, hp, init=init, log=log)
@@ -136,13 +136,14 @@ def _work_dir(output: str) -> Path:
     return path
 
 
-def _check_output(work_dir: Path, resume: bool) -> None:
+def _check_output(work_dir: Path, resume: bool, output: str) -> None:
     last = work_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
     if resume or not (last.exists() or (work_dir / "boxtune-model.json").exists()):
         return
     raise TrainingError(
-        "the output directory already holds a training run",
-        where=str(work_dir),
+        "the output location already holds a training run"
+        + (f" (staged in {work_dir})" if output != str(work_dir) else ""),
+        where=output,
         hint="pass --resume (resume=True) to continue it, or choose a new --output",
     )
 
@@ -307,7 +308,7 @@ class _Run:
             dynamic_ncols=True,
             leave=False,
         )
-        step_started = time.monotonic()
+        step_started = epoch_started = time.monotonic()
         try:
             for step, (images, targets) in enumerate(self.train_loader):
                 if step < skip:  # an interrupted epoch: same batches, already trained on
@@ -331,12 +332,30 @@ class _Run:
                 self.state.step = step + 1
                 self.state.global_step += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{loss:.4f}",
+                    lr=f"{lr:.2e}",
+                    run_eta=self._run_eta(epoch, step, skip, now - epoch_started),
+                    refresh=False,
+                )
                 if self.out_of_time():
                     break
         finally:
             bar.close()
         return sums
+
+    def _run_eta(self, epoch: int, step: int, skip: int, seconds: float) -> str:
+        """Time left for the whole run at this epoch's pace (validation not included)."""
+        from tqdm import tqdm
+
+        per_step = seconds / max(1, step + 1 - skip)
+        left = (self.steps_per_epoch - step - 1) + (
+            self.hp.epochs - epoch - 1
+        ) * self.steps_per_epoch
+        eta = left * per_step
+        if self.hp.max_runtime_seconds > 0:
+            eta = min(eta, max(0.0, self.hp.max_runtime_seconds - self.elapsed()))
+        return tqdm.format_interval(eta)
 
     def _finish_epoch(self, epoch: int, sums: dict, result: ValidationResult) -> None:
         images = max(sums["images"], 1)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 FINAL_LR_FRACTION = 0.05
 # A warm-up longer than this share of the run would leave too little time at the peak rate.
 MAX_WARMUP_SHARE = 1 / 3
+# With a time budget the number of steps is unknown: the warm-up ends by this share of it.
+MAX_WARMUP_SHARE_OF_TIME = 0.1
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class LearningRateSchedule:
     def learning_rate(self, step: int, elapsed_seconds: float = 0.0) -> float:
         """The rate for global step ``step`` (0-based)."""
         warm = 1.0 if step >= self.warmup_steps else (step + 1) / (self.warmup_steps + 1)
+        if self.max_seconds > 0:
+            warm = max(
+                warm, min(1.0, elapsed_seconds / (MAX_WARMUP_SHARE_OF_TIME * self.max_seconds))
+            )
         if self.shape == "constant":
             return self.peak * warm
         p = self.progress(step, elapsed_seconds)

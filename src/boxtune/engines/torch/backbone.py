@@ -16,6 +16,10 @@ from torch import nn
 _FEATURE_BLOCKS = (4, 10, 15)
 FEATURE_CHANNELS = (40, 112, 320)
 FEATURE_STRIDES = (8, 16, 32)
+# Stem + blocks 0-2 (strides 2-4) hold generic edge/texture filters. With ImageNet weights they
+# stay frozen, as torchvision's detectors freeze their first backbone stages: their backward
+# pass over 160x160 and 80x80 maps is a large share of a CPU training step.
+FROZEN_PRETRAINED_BLOCKS = 3
 # PyTorch momentum (= 1 - TF momentum). The package's 0.01 adapts too slowly to a new domain
 # within the few hundred steps of a CPU fine-tune.
 _BN_MOMENTUM = 0.1
@@ -35,13 +39,15 @@ class EfficientNetLite0Backbone(nn.Module):
         )
         if weights is not None:
             state = torch.load(weights, map_location="cpu", weights_only=True)
-            missing, unexpected = net.load_state_dict(state, strict=True), None
-            del missing, unexpected
+            net.load_state_dict(state, strict=True)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True))
         self.blocks = net._blocks
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.momentum = _BN_MOMENTUM
+
+    def early_layers(self) -> list[nn.Module]:
+        return [self.stem, *self.blocks[:FROZEN_PRETRAINED_BLOCKS]]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)

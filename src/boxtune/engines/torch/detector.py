@@ -51,6 +51,7 @@ class TorchDetector(Detector):
         self.head_only = False
         self._frozen_norms: list[nn.Module] = []
         self._pending_optimizer_state: dict | None = None
+        self.set_trainable(False)
 
     # -- description ---------------------------------------------------------------------------
     @property
@@ -74,17 +75,27 @@ class TorchDetector(Detector):
     def set_trainable(self, head_only: bool) -> None:
         """head_only: only the modules the pretrained weights do not cover train (for the
         default model the new neck and heads; for torchvision detectors their heads); every
-        other parameter is frozen and every batch norm outside them keeps its statistics."""
-        head = [m for module in self.net.new_modules() for m in module.modules()]
-        head_ids = {id(m) for m in head}
-        head_params = {id(p) for m in head for p in m.parameters(recurse=False)}
+        other parameter is frozen and every batch norm outside them keeps its statistics.
+
+        Full fine-tuning still keeps the network's ``frozen_modules()`` frozen (the default
+        model's pretrained stem and first blocks)."""
+        head = {id(m) for module in self.net.new_modules() for m in module.modules()}
+        always = getattr(self.net, "frozen_modules", list)()
+        frozen_always = {id(m) for module in always for m in module.modules()}
+        trainable: set[int] = set()
+        for module in self.net.modules():
+            is_head = id(module) in head
+            if (head_only and not is_head) or id(module) in frozen_always:
+                continue
+            trainable.update(id(p) for p in module.parameters(recurse=False))
         for param in self.net.parameters():
-            param.requires_grad_(not head_only or id(param) in head_params)
-        self._frozen_norms = (
-            [m for m in self.net.modules() if _is_norm_with_stats(m) and id(m) not in head_ids]
-            if head_only
-            else []
-        )
+            param.requires_grad_(id(param) in trainable)
+        self._frozen_norms = [
+            m
+            for m in self.net.modules()
+            if _is_norm_with_stats(m)
+            and (id(m) in frozen_always or (head_only and id(m) not in head))
+        ]
         self.head_only = head_only
         self.optimizer = None
 

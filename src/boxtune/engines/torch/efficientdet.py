@@ -32,9 +32,14 @@ class EfficientDetLite(nn.Module):
         backbone_weights: Path | None = None,
         channels: int = 64,
         head_depth: int = 2,
+        freeze_early_layers: bool | None = None,
     ):
         super().__init__()
         self.image_size = image_size
+        # Default: freeze them when they hold ImageNet weights; from artifacts, the engine decides.
+        self.freeze_early_layers = (
+            backbone_weights is not None if freeze_early_layers is None else freeze_early_layers
+        )
         self.backbone = EfficientNetLite0Backbone(image_size, backbone_weights)
         self.neck = LitePAN(self.backbone.out_channels, channels)
         self.strides = self.strides_for(None)
@@ -76,6 +81,10 @@ class EfficientDetLite(nn.Module):
 
     def reset_classes(self, num_classes: int) -> None:
         self.head.reset_classes(num_classes)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """Frozen even in full fine-tuning: the pretrained backbone's first stages."""
+        return self.backbone.early_layers() if self.freeze_early_layers else []
 
     def new_modules(self) -> list[nn.Module]:
         """Everything not covered by the ImageNet weights: what `train_only_top_layer` trains."""

@@ -40,6 +40,7 @@ def build_network(
     init: Init = "pretrained",
     image_size: int | None = None,
     weights: str | os.PathLike | None = None,
+    freeze_early_layers: bool | None = None,
 ) -> nn.Module:
     """The network of ``spec`` for ``num_classes`` classes (background not counted).
 
@@ -50,7 +51,9 @@ def build_network(
     size = image_size or spec.image_size
     if spec.architecture == DEFAULT_ARCHITECTURE:
         backbone = resolve_weights(spec, weights) if init == "pretrained" else None
-        return EfficientDetLite(num_classes, size, backbone_weights=backbone)
+        return EfficientDetLite(
+            num_classes, size, backbone_weights=backbone, freeze_early_layers=freeze_early_layers
+        )
     if init == "pretrained":
         model = build_torchvision(spec.architecture, COCO_NUM_CLASSES, size)
         load_coco_weights(model, resolve_weights(spec, weights))
@@ -114,7 +117,15 @@ class TorchEngine:
 
         art = artifact if hasattr(artifact, "manifest") else load_artifact(artifact)
         spec = get_spec(art.model_id)
-        net = build_network(spec, len(art.label_map), init="random", image_size=art.image_size)
+        # The stored weights replace the random init; the early backbone stages stay frozen as
+        # they were when fine-tuning from ImageNet weights.
+        net = build_network(
+            spec,
+            len(art.label_map),
+            init="random",
+            image_size=art.image_size,
+            freeze_early_layers=True,
+        )
         load_weights(net, art.directory / WEIGHTS_FILE)
         return TorchDetector(net, spec, art.label_map, device)
 
