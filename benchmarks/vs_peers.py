@@ -208,6 +208,11 @@ def run_yolo(
         return {"skipped": "ultralytics is not installed"}
     import numpy as np
     from ultralytics import YOLO, settings
+    from ultralytics.utils import LOGGER
+
+    for handler in LOGGER.handlers:  # its log lines go to stdout, where our JSON goes
+        if hasattr(handler, "setStream"):
+            handler.setStream(sys.stderr)
 
     from boxtune.data import read_dataset
     from boxtune.detections import Detections

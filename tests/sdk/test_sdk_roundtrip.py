@@ -51,6 +51,7 @@ def check_answer(answer, n: int | None = None) -> None:
         assert 0.0 <= xmin <= xmax <= 1.0 and 0.0 <= ymin <= ymax <= 1.0
 
 
+@pytest.mark.slow
 def test_local_round_trip(sample_dataset, tmp_path, capsys):
     estimator = boxtune.Estimator(
         model_id=MODEL_ID,
@@ -106,6 +107,19 @@ def test_local_round_trip(sample_dataset, tmp_path, capsys):
     assert not jobs.processes.is_alive(stopped.pid, stopped.pid_started)
     with pytest.raises(BoxtuneError, match="is stopped"):
         predictor.predict(b"x")
+
+    # A model that exists already deploys without an estimator; a PIL image is a valid input.
+    from PIL import Image
+
+    model_predictor = boxtune.Model(model_data=estimator.model_data).deploy(
+        endpoint_name="from-model-data"
+    )
+    try:
+        image = Image.open(next((sample_dataset / "images").iterdir()))
+        check_answer(model_predictor.predict(image))
+    finally:
+        model_predictor.delete_endpoint()
+    assert jobs.get_endpoint("from-model-data").status == "stopped"
 
     # The jobs CLI over the same registry.
     assert cli_main(["jobs", "list"]) == 0
@@ -188,6 +202,7 @@ def test_pretrained_model_deploy_fails_clearly_when_weights_are_missing(monkeypa
     assert "ssdlite320" in endpoint.failure_reason
 
 
+@pytest.mark.slow
 def test_s3_round_trip_with_a_script_written_for_the_managed_sdk(
     sample_dataset, s3_env: S3Server, tmp_path
 ):
