@@ -42,13 +42,17 @@ def evaluate(detector, loader) -> dict:
             d_scores.append(det.scores)
     metrics = compute_coco_metrics(
         CocoInput(
-            image_ids=ids, image_sizes=sizes,
-            gt_image_ids=np.array(gt_ids), gt_boxes=np.concatenate(gt_boxes),
-            gt_classes=np.concatenate(gt_cls), det_image_ids=np.array(d_ids),
-            det_boxes=np.concatenate(d_boxes), det_classes=np.concatenate(d_cls),
+            image_ids=ids,
+            image_sizes=sizes,
+            gt_image_ids=np.array(gt_ids),
+            gt_boxes=np.concatenate(gt_boxes),
+            gt_classes=np.concatenate(gt_cls),
+            det_image_ids=np.array(d_ids),
+            det_boxes=np.concatenate(d_boxes),
+            det_classes=np.concatenate(d_cls),
             det_scores=np.concatenate(d_scores),
             category_ids=list(detector.label_map.category_ids),
-        )  # fmt: skip
+        )
     )
     return {"mAP": metrics.summary.get("map"), "mAP50": metrics.summary.get("map50")}
 

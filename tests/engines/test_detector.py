@@ -97,6 +97,12 @@ def test_gradient_clip_norm_from_hyperparameters(small_detector):
     assert small_detector.gradient_clip_norm == 0.5
     small_detector.configure_optimizer(hp())
     assert small_detector.gradient_clip_norm == 10.0
+    # 0 turns clipping off: a tiny-lr step still moves the weights by the unclipped gradient
+    small_detector.configure_optimizer(hp(optimizer="sgd", momentum=0.0, gradient_clip_norm=0))
+    weight = small_detector.net.head.box_tower.predict_pw.weight
+    before = weight.detach().clone()
+    values = small_detector.train_step(*make_batch(9, 2, SMALL))
+    assert values["grad_norm"] > 0 and not torch.equal(before, weight)
 
 
 def test_train_step_without_optimizer_is_a_clear_error(small_detector):

@@ -110,3 +110,25 @@ def test_default_model_is_not_deployable_as_is():
 
     with pytest.raises(ModelError, match="not deployable"):
         get_engine("torch").pretrained_runner(get_spec(DEFAULT_MODEL_ID))
+
+
+def test_pretrained_torchvision_backbones_freeze_like_torchvision():
+    """COCO-pretrained R-CNN backbones keep frozen batch norms (torchvision's FrozenBatchNorm2d)
+    even in full fine-tuning; a random-init build trains everything."""
+    from boxtune.engines.torch.detector import TorchDetector
+    from boxtune.engines.torch.tv_models import TorchvisionNet
+
+    spec = get_spec("pytorch-od1-fasterrcnn-mobilenet-v3-large-320-fpn")
+    for pretrained in (True, False):
+        model = build_torchvision(spec.architecture, len(LABELS) + 1, 160)
+        net = TorchvisionNet(model, spec.architecture, 160, pretrained=pretrained)
+        detector = TorchDetector(net, spec, LABELS)
+        detector.set_trainable(head_only=False)
+        detector._train_mode()
+        body_norms = [
+            m for m in model.backbone.body.modules() if isinstance(m, torch.nn.BatchNorm2d)
+        ]
+        assert body_norms
+        assert all(not m.training for m in body_norms) == pretrained
+        assert all(not p.requires_grad for m in body_norms for p in m.parameters()) == pretrained
+        assert model.rpn.head.conv[0][0].weight.requires_grad

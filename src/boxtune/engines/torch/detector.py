@@ -147,7 +147,9 @@ class TorchDetector(Detector):
             return values
         losses["loss"].backward()
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.gradient_clip_norm))
+        # gradient_clip_norm <= 0 means no clipping; the norm is still measured and returned.
+        max_norm = self.gradient_clip_norm if self.gradient_clip_norm > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         values["grad_norm"] = grad_norm
         if not math.isfinite(grad_norm):
             optimizer.zero_grad(set_to_none=True)

@@ -57,13 +57,14 @@ def build_network(
     if init == "pretrained":
         model = build_torchvision(spec.architecture, COCO_NUM_CLASSES, size)
         load_coco_weights(model, resolve_weights(spec, weights))
-        net = TorchvisionNet(model, spec.architecture, size)
+        net = TorchvisionNet(model, spec.architecture, size, pretrained=True)
         net.reset_classes(num_classes)
         return net
     model = build_torchvision(
         spec.architecture, num_classes + background_slots(spec.architecture), size
     )
-    return TorchvisionNet(model, spec.architecture, size)
+    # From an artifact (random init, then its weights): freeze as the pretrained run did.
+    return TorchvisionNet(model, spec.architecture, size, pretrained=bool(freeze_early_layers))
 
 
 def coco_label_map() -> LabelMap:

@@ -38,7 +38,6 @@ def detection_loss(
     Returns ``classification`` and ``localization`` (both normalised by the number of positives
     in the batch) and their sum ``loss``.
     """
-    batch, _, num_classes = logits.shape
     cls_targets = torch.zeros_like(logits)
     pos_pred, pos_gt, pos_index = [], [], []
     for i, target in enumerate(targets):
@@ -73,7 +72,6 @@ def detection_loss(
     bce = F.binary_cross_entropy_with_logits(logits, cls_targets, reduction="none")
     classification = (bce * (probs - cls_targets).abs().pow(QFL_BETA)).sum() / normaliser
     localization = localization * BOX_LOSS_WEIGHT
-    del batch, num_classes
     return {
         "loss": classification + localization,
         "classification": classification,

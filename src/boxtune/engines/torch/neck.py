@@ -20,7 +20,6 @@ class LitePAN(nn.Module):
         self.top_down = nn.ModuleList(SeparableConv(channels, channels) for _ in in_channels[:-1])
         self.bottom_up = nn.ModuleList(SeparableConv(channels, channels) for _ in in_channels[1:])
         self.extra = SeparableConv(channels, channels, stride=2)
-        self.strides_added = 1
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         laterals = [proj(f) for proj, f in zip(self.lateral, features, strict=True)]

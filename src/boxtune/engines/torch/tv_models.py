@@ -123,6 +123,22 @@ def head_modules(model: nn.Module, architecture: str) -> list[nn.Module]:
     return [model.head]
 
 
+def pretrained_frozen_modules(model: nn.Module, architecture: str) -> list[nn.Module]:
+    """What torchvision itself freezes when it builds these detectors with COCO weights: the
+    ResNet stem and first stage, and (v1 and MobileNet models) every backbone batch norm
+    (torchvision uses FrozenBatchNorm2d there). We build with ``weights=None`` and load the
+    checkpoint ourselves, so the freezing is re-applied here."""
+    body = getattr(getattr(model, "backbone", None), "body", None)
+    if body is None:
+        return []
+    frozen: list[nn.Module] = []
+    if "resnet50" in architecture:
+        frozen += [body.conv1, body.bn1, body.layer1]
+    if not architecture.endswith("_v2") and architecture.startswith(("fasterrcnn", "fcos")):
+        frozen += [m for m in body.modules() if isinstance(m, nn.BatchNorm2d)]
+    return frozen
+
+
 def _split_losses(loss_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     classification = sum(
         (v for k, v in loss_dict.items() if "class" in k or "objectness" in k),
@@ -148,8 +164,10 @@ class TorchvisionNet(nn.Module):
         architecture: str,
         image_size: int,
         label_offset: int | None = None,
+        pretrained: bool = False,
     ):
         super().__init__()
+        self.pretrained = pretrained
         self.model = model
         self.architecture = architecture
         self.image_size = image_size
@@ -186,6 +204,9 @@ class TorchvisionNet(nn.Module):
 
     def new_modules(self) -> list[nn.Module]:
         return head_modules(self.model, self.architecture)
+
+    def frozen_modules(self) -> list[nn.Module]:
+        return pretrained_frozen_modules(self.model, self.architecture) if self.pretrained else []
 
     def reset_classes(self, num_classes: int) -> None:
         reset_classes(self.model, self.architecture, num_classes + self.label_offset)
