@@ -184,7 +184,7 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> DemoResult:
     steps.start("draw", "drawing the predicted boxes")
     png = settings.output / "prediction.png"
     _draw(image_path, answer, png)
-    steps.say(f"    {png} (boxes scoring >= {DRAW_MIN_SCORE})")
+    steps.say(f"    {png} (boxes scoring >= {DRAW_MIN_SCORE}, best class per object)")
     steps.finish()
 
     total = time.monotonic() - started
@@ -263,15 +263,37 @@ def _print_answer(answer: dict, image_path: Path, dataset, record, steps: _Steps
     for key, value in _rounded(trimmed).items():
         steps.say(f"      {json.dumps(key)}: {json.dumps(value)}")
     labels = answer.get("labels") or []
+    best = _best_per_object(answer)
     confident = [
-        f"{labels[int(c)]} {s:.2f}"
-        for c, s in zip(answer["classes"], answer["scores"], strict=True)
-        if s >= DRAW_MIN_SCORE and int(c) < len(labels)
+        f"{labels[int(answer['classes'][i])]} {answer['scores'][i]:.2f}"
+        for i in best
+        if int(answer["classes"][i]) < len(labels)
     ]
-    more = f" and {len(confident) - 8} more" if len(confident) > 8 else ""
     steps.say(
-        f"    detected (score >= {DRAW_MIN_SCORE}): {', '.join(confident[:8]) or 'nothing'}{more}"
+        f"    objects found (score >= {DRAW_MIN_SCORE}, best class per box): "
+        f"{', '.join(confident) or 'nothing'}"
     )
+
+
+def _box_iou(a: list[float], b: list[float]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    overlap = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
+    return overlap / union if union > 0 else 0.0
+
+
+def _best_per_object(answer: dict, iou: float = 0.6) -> list[int]:
+    """Indices of the boxes to show: above the score, and only the best class where the model
+    proposes several classes for one object (the answer itself keeps every box)."""
+    kept: list[int] = []
+    boxes, scores = answer["normalized_boxes"], answer["scores"]
+    for i in sorted(range(len(scores)), key=lambda k: -scores[k]):
+        if scores[i] < DRAW_MIN_SCORE:
+            break
+        if all(_box_iou(boxes[i], boxes[k]) < iou for k in kept):
+            kept.append(i)
+    return kept
 
 
 def _draw(image_path: Path, answer: dict, png: Path) -> None:
@@ -281,7 +303,11 @@ def _draw(image_path: Path, answer: dict, png: Path) -> None:
     from boxtune.serve.visualize import draw_answer
 
     pixels = np.asarray(Image.open(image_path).convert("RGB"))
-    drawn = draw_answer(pixels, answer, answer.get("labels") or [], min_score=DRAW_MIN_SCORE)
+    keep = _best_per_object(answer)
+    shown = {
+        key: [answer[key][i] for i in keep] for key in ("normalized_boxes", "classes", "scores")
+    }
+    drawn = draw_answer(pixels, shown, answer.get("labels") or [], min_score=DRAW_MIN_SCORE)
     tmp = png.with_name(f".{png.name}.tmp")
     drawn.save(tmp, format="PNG")
     tmp.replace(png)

@@ -17,7 +17,7 @@ from boxtune.train import train
 BUDGET = {
     "image_size": 128,
     "batch_size": 8,
-    "epochs": 15,
+    "epochs": 10,
     "learning_rate": 0.003,
     "augmentation": "False",
     "num_workers": 0,
@@ -27,7 +27,7 @@ BUDGET = {
 
 @pytest.mark.slow
 def test_pretrained_backbone_beats_random_init(tmp_path):
-    dataset = generate_sample_dataset(tmp_path / "data", images=32, seed=7)
+    dataset = generate_sample_dataset(tmp_path / "data", images=24, seed=7)
     reached = {}
     for init in ("pretrained", "random"):
         result = train(

@@ -295,6 +295,8 @@ class _Run:
             "localization": partial.get("localization", 0.0),
             "classification": partial.get("classification", 0.0),
             "seconds": partial.get("seconds", 0.0),
+            # CPU time of this process: comparable across runs on a shared, busy machine.
+            "cpu_seconds": partial.get("cpu_seconds", 0.0),
         }
         skip = self.state.step
         self._sums = sums
@@ -309,6 +311,7 @@ class _Run:
             leave=False,
         )
         step_started = epoch_started = time.monotonic()
+        cpu_started = time.process_time()
         try:
             for step, (images, targets) in enumerate(self.train_loader):
                 if step < skip:  # an interrupted epoch: same batches, already trained on
@@ -326,9 +329,10 @@ class _Run:
                 sums["loss"] += loss * count
                 sums["localization"] += float(losses.get("localization", 0.0)) * count
                 sums["classification"] += float(losses.get("classification", 0.0)) * count
-                now = time.monotonic()
+                now, cpu_now = time.monotonic(), time.process_time()
                 sums["seconds"] += now - step_started
-                step_started = now
+                sums["cpu_seconds"] += cpu_now - cpu_started
+                step_started, cpu_started = now, cpu_now
                 self.state.step = step + 1
                 self.state.global_step += 1
                 bar.update(1)
@@ -385,6 +389,7 @@ class _Run:
             "val_useful_detections": result.useful_detections,
             "samples_per_second": round(speed, 3),
             "train_seconds": round(sums["seconds"], 3),
+            "train_cpu_seconds": round(sums["cpu_seconds"], 3),
             "validation_seconds": sums["validation_seconds"],
             "rss_mb": _round(self.memory.rss_mb()),
             "peak_rss_mb": _round(self.memory.peak_mb()),
