@@ -110,7 +110,9 @@ _SPECS: tuple[ModelSpec, ...] = (
         coco_map=None,
         params_m=3.0,
         deployable=False,
-        default_hyperparameters=_small(8),
+        # Adam at 0.002 (not the reference's 0.001): on the sample dataset it reaches mAP50
+        # 0.91 after 200 steps of batch 8 against 0.87 (benchmarks/engine_convergence.py).
+        default_hyperparameters={**_small(8), "learning_rate": "0.002"},
         offline=True,
         description="Default model: EfficientNet-Lite0 ImageNet backbone shipped in a Python "
         "package (no network needed), a light FPN (P3-P6, 64 channels) and shared "

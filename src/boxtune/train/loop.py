@@ -340,7 +340,7 @@ class _Run:
                     loss=f"{loss:.4f}",
                     lr=f"{lr:.2e}",
                     run_eta=self._run_eta(epoch, step, skip, now - epoch_started),
-                    refresh=False,
+                    refresh=step == skip,  # show the first ETA at once
                 )
                 if self.out_of_time():
                     break
