@@ -36,7 +36,10 @@ def test_json_response_is_bytes_and_a_mapping():
     assert sorted(response.keys()) == ["classes", "normalized_boxes", "scores"]
 
 
-def test_platform_arguments_are_ignored_with_one_notice(capsys):
+def test_platform_arguments_are_ignored_with_one_notice(capsys, monkeypatch):
+    from boxtune.sdk import notices
+
+    monkeypatch.setattr(notices, "_already_said", set())  # other tests may have said it
     for _ in range(2):
         boxtune.Estimator(model_id=MODEL_ID, role="arn:role", instance_type="ml.p3.2xlarge")
     err = capsys.readouterr().err
