@@ -51,7 +51,8 @@ class LabelMap:
             ) from exc
         if len(ids) != len(names):
             raise ModelError(
-                f"{len(ids)} category_ids but {len(names)} labels", where=source,
+                f"{len(ids)} category_ids but {len(names)} labels",
+                where=source,
                 hint="re-export the artifact",
             )
         return cls(ids, names)
