@@ -49,7 +49,9 @@ def test_transparent_pixels_become_white():
     assert tuple(decoded.pixels[9, 9]) == (255, 255, 255)
 
 
-def test_exif_orientation_is_applied():
+def test_exif_orientation_is_ignored_like_training_and_the_managed_service():
+    # Boxes are answered in the stored pixel grid: the one the training annotations and the
+    # dataset validator use, and the one the managed notebook scales by (PIL's .size).
     image = scene(60, 20, {0: (0, 0, 10, 20)})  # landscape, red band on the left
     pil = Image.fromarray(image)
     exif = pil.getexif()
@@ -57,10 +59,9 @@ def test_exif_orientation_is_applied():
     buffer = io.BytesIO()
     pil.save(buffer, "JPEG", exif=exif.tobytes(), quality=95)
     decoded = decode_image(buffer.getvalue())
-    assert decoded.pixels.shape == (60, 20, 3)  # portrait as displayed
-    # the red band, left in the stored pixels, is at the top after a 90° clockwise turn
-    assert decoded.pixels[:10, :, 0].mean() > 150
-    assert decoded.pixels[-10:, :, 0].mean() < 100
+    assert decoded.pixels.shape == (20, 60, 3)  # as stored, not as displayed
+    assert decoded.pixels[:, :10, 0].mean() > 150
+    assert decoded.pixels[:, -10:, 0].mean() < 100
 
 
 def test_empty_body():

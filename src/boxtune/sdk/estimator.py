@@ -339,30 +339,22 @@ class Estimator:
     ) -> Predictor:
         """Serve the fine-tuned model (``boxtune serve`` in the background); returns its
         ``Predictor`` once ``/ping`` answers. ``port``: default a free one."""
-        from boxtune.jobs import start_endpoint
+        from boxtune.sdk.model import start_background_endpoint
 
-        ignore_platform_arguments(
-            "Estimator.deploy",
-            {
-                "instance_type": instance_type,
-                "initial_instance_count": None if initial_instance_count == 1 else 1,
-                **platform,
-            },
-        )
-        model_data = self.model_data
-        job_name = self.latest_training_job.name if self.latest_training_job else None
-        endpoint = start_endpoint(
-            model_data,
+        endpoint = start_background_endpoint(
+            self.model_data,
+            caller="Estimator.deploy",
+            model_id=self.model_id,
             name=endpoint_name,
             port=port,
             host=host,
             backend=backend,
-            model_id=self.model_id,
-            job_name=job_name,
             wait=wait,
-        )
-        print(
-            f"boxtune: endpoint {endpoint.name} serving {model_data} at {endpoint.url}",
-            file=sys.stderr,
+            job_name=self.latest_training_job.name if self.latest_training_job else None,
+            platform={
+                "instance_type": instance_type,
+                "initial_instance_count": None if initial_instance_count == 1 else 1,
+                **platform,
+            },
         )
         return Predictor(endpoint.name, serializer=serializer, deserializer=deserializer)

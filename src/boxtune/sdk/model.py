@@ -81,28 +81,20 @@ class Model:
         **platform: Any,
     ) -> Predictor:
         """Start ``boxtune serve`` for this model in the background; returns its Predictor."""
-        from boxtune.jobs import start_endpoint
-
-        ignore_platform_arguments(
-            "Model.deploy",
-            {
-                "instance_type": instance_type,
-                "initial_instance_count": None if initial_instance_count == 1 else 1,
-                **platform,
-            },
-        )
-        endpoint = start_endpoint(
+        endpoint = start_background_endpoint(
             self.model_ref,
+            caller="Model.deploy",
+            model_id=self.model_id,
             name=endpoint_name or self.name,
             port=port,
             host=host,
             backend=backend,
-            model_id=self.model_id,
             wait=wait,
-        )
-        print(
-            f"boxtune: endpoint {endpoint.name} serving {self.model_ref} at {endpoint.url}",
-            file=sys.stderr,
+            platform={
+                "instance_type": instance_type,
+                "initial_instance_count": None if initial_instance_count == 1 else 1,
+                **platform,
+            },
         )
         predictor_cls = self.predictor_cls if _is_our_predictor(self.predictor_cls) else Predictor
         self.predictor = predictor_cls(
@@ -112,6 +104,40 @@ class Model:
 
     def delete_model(self) -> None:
         """Nothing to delete locally (the artifact stays where it is)."""
+
+
+def start_background_endpoint(
+    model_ref: str,
+    *,
+    caller: str,
+    model_id: str | None,
+    name: str | None,
+    port: int | None,
+    host: str,
+    backend: str,
+    wait: bool,
+    platform: dict[str, Any],
+    job_name: str | None = None,
+):
+    """What every ``deploy()`` does: note ignored platform arguments, start ``boxtune serve`` as a
+    registered endpoint (waiting for ``/ping`` when ``wait``) and say where it listens."""
+    from boxtune.jobs import start_endpoint
+
+    ignore_platform_arguments(caller, platform)
+    endpoint = start_endpoint(
+        model_ref,
+        name=name,
+        port=port,
+        host=host,
+        backend=backend,
+        model_id=model_id,
+        job_name=job_name,
+        wait=wait,
+    )
+    print(
+        f"boxtune: endpoint {endpoint.name} serving {model_ref} at {endpoint.url}", file=sys.stderr
+    )
+    return endpoint
 
 
 def _is_our_predictor(cls: Any) -> bool:

@@ -2,7 +2,9 @@
 
 Only raster formats whose Pillow decoders need no external programs are accepted (EPS would
 run Ghostscript), the pixel count is checked from the header before any pixel is decoded
-(decompression bombs), EXIF orientation is applied and every mode ends up as 8-bit RGB.
+(decompression bombs) and every mode ends up as 8-bit RGB. EXIF orientation is deliberately
+not applied: boxes refer to the stored pixel grid, as in training data (annotations and their
+width/height) and in the managed service, whose clients scale by the stored size.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from boxtune.errors import BoxtuneError
 
@@ -42,7 +44,7 @@ class ImageTooLargeError(BoxtuneError):
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """RGB pixels (H x W x 3 uint8, EXIF orientation applied) and the source format."""
+    """RGB pixels (H x W x 3 uint8, stored orientation) and the source format."""
 
     pixels: np.ndarray
     format: str
@@ -136,7 +138,6 @@ def decode_image(
         raise _too_large(f"{fmt} of {width}x{height} pixels", max_pixels, source)
     try:
         image.load()
-        image = ImageOps.exif_transpose(image) or image
         pixels = _to_rgb_array(image)
     except Image.DecompressionBombError as exc:
         raise _too_large(str(exc), max_pixels, source) from exc
