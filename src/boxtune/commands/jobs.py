@@ -19,7 +19,7 @@ def _register_jobs(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "jobs",
         help="list, inspect, follow, stop and resume background training jobs",
-        description="Training jobs started through the SDK (Estimator.fit) or the web UI run "
+        description="Training jobs started through the SDK (Estimator.fit) run "
         "in the background; their state lives in BOXTUNE_HOME/registry.sqlite3.",
     )
     sub = parser.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)

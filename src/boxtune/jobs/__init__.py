@@ -1,6 +1,6 @@
 """The local job registry: training jobs and endpoints as background processes, in SQLite.
 
-Public API (the SDK, the CLI and the web UI all go through it)::
+Public API (the SDK and the CLI go through it)::
 
     submit_training_job(training=..., output_path=..., model_id=..., hyperparameters=...)
     get_job(name) / list_jobs() / wait_for_job(name) / stop_job(name) / stream_logs(name, out)

@@ -1,6 +1,6 @@
 """The job registry: training jobs and endpoints in one SQLite file under ``BOXTUNE_HOME``.
 
-Many processes touch it at once (the SDK, each job's supervisor, the CLI, the web UI), so the
+Many processes touch it at once (the SDK, each job's supervisor, the CLI), so the
 database runs in WAL mode, every operation opens a short-lived connection, and state changes
 are conditional updates (``... WHERE status IN (...)``) that cannot overwrite a newer state.
 """
