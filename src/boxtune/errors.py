@@ -36,3 +36,9 @@ class HyperparameterError(BoxtuneError):
 
 class TrainingError(BoxtuneError):
     """Training diverged or cannot continue."""
+
+
+class BoxtuneWarning(UserWarning):
+    """Something the user should know that does not stop the work (an ignored argument, a
+    fallback). Library code raises it through :func:`warnings.warn`; the CLI shows it as one
+    line (``boxtune.console``)."""

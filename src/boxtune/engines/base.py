@@ -1,8 +1,14 @@
-"""The small interface every engine (torch now, tensorflow later) implements.
+"""The interface every engine (torch now, tensorflow next) implements.
 
 Nothing outside ``boxtune/engines/`` imports a framework: the trainer, the server, the SDK and
-evaluation talk to an engine only through these two classes, images as numpy arrays and results
-as :class:`~boxtune.detections.Detections`.
+evaluation talk to an engine only through :class:`Engine`, :class:`Detector` and
+:class:`Runner`, with images as numpy arrays and results as
+:class:`~boxtune.detections.Detections`.
+
+Batches (from :func:`boxtune.data.make_loader`) are framework-free: ``images`` is a uint8 numpy
+array ``[B, S, S, 3]`` (RGB, channels last) and ``targets`` a list of dicts with ``boxes``
+(float32 ``[N, 4]`` corner pixels in the S x S image), ``labels`` (int64 ``[N]`` class indices),
+``image_id`` and ``orig_size`` ``(height, width)``. Each engine converts them as it needs.
 """
 
 from __future__ import annotations
@@ -10,15 +16,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 from boxtune.detections import Detections
+from boxtune.errors import ModelError
 from boxtune.labels import LabelMap
 
+if TYPE_CHECKING:
+    from boxtune.artifacts import Artifact
+    from boxtune.catalog import ModelSpec
+
 Init = Literal["pretrained", "random"]
-Backend = Literal["onnxruntime", "torch"]
+# Which checkpoint of a run: the latest one (for --resume) or the best one (for export).
+CheckpointRole = Literal["last", "best"]
 
 
 class Runner(ABC):
@@ -26,6 +38,7 @@ class Runner(ABC):
 
     image_size: int
     label_map: LabelMap
+    backend: str  # the runtime it runs on, one of its engine's ``backends``
 
     @abstractmethod
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
@@ -33,28 +46,27 @@ class Runner(ABC):
 
 
 class Detector(ABC):
-    """A trainable detector for a fixed label map.
+    """A trainable detector for a fixed label map (see the module doc for the batch format)."""
 
-    Batches come from ``boxtune.data`` loaders: ``images`` uint8 [B, 3, S, S] and ``targets`` a
-    list of dicts with ``boxes`` (float [N, 4] corner pixels in the S x S image) and ``labels``
-    (int64 [N] class indices).
-    """
-
+    engine: ClassVar[str]
     image_size: int
     label_map: LabelMap
-    # Read by boxtune.artifacts when writing the manifest.
-    engine: str
     model_id: str
     family: str
 
-    def reinitialize_head(self) -> None:
-        """A new, randomly initialised class head for ``label_map`` (reinitialize_top_layer
-        in incremental training); call configure_optimizer again afterwards."""
-        raise NotImplementedError
+    @abstractmethod
+    def architecture(self) -> dict[str, Any]:
+        """JSON-able record of everything needed to rebuild this network without the catalog
+        (stored in the artifact manifest; read back by :meth:`Engine.load_detector`)."""
 
+    @abstractmethod
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Parameter count (only the ones set_trainable left trainable, if asked)."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def reinitialize_head(self) -> None:
+        """A new, randomly initialised class predictor for ``label_map``'s classes; call
+        configure_optimizer again afterwards."""
 
     @abstractmethod
     def set_trainable(self, head_only: bool) -> None:
@@ -68,20 +80,22 @@ class Detector(ABC):
     def set_learning_rate(self, lr: float) -> None: ...
 
     @abstractmethod
-    def train_step(self, images: Any, targets: list[dict]) -> dict[str, float]:
-        """One optimisation step; returns loss, localization, classification (floats)."""
+    def train_step(self, images: np.ndarray, targets: list[dict]) -> dict[str, float]:
+        """One optimisation step; returns loss, localization, classification (floats). A
+        non-finite loss or gradient skips the update and is returned as is."""
 
     @abstractmethod
-    def validation_losses(self, images: Any, targets: list[dict]) -> dict[str, float]:
+    def validation_losses(self, images: np.ndarray, targets: list[dict]) -> dict[str, float]:
         """Losses without updating anything: localization, classification, loss."""
 
     @abstractmethod
-    def predict_batch(self, images: Any) -> list[Detections]:
+    def predict_batch(self, images: np.ndarray) -> list[Detections]:
         """Detections for a loader batch, boxes in the S x S input pixels."""
 
     @abstractmethod
     def save_checkpoint(self, path: Path, extra: dict) -> None:
-        """Model + optimizer state + ``extra`` (epoch, history, rng) for --resume."""
+        """Model + optimizer state + ``extra`` (JSON-able) for --resume, written at ``path``
+        (a file or a directory, as the engine names it). The trainer makes it atomic."""
 
     @abstractmethod
     def load_checkpoint(self, path: Path) -> dict:
@@ -92,5 +106,74 @@ class Detector(ABC):
         """Write the engine's weights files (and model.onnx) into directory; return names."""
 
     @abstractmethod
-    def runner(self, backend: Backend = "torch") -> Runner:
-        """An in-process runner over the current weights."""
+    def runner(self, backend: str | None = None) -> Runner:
+        """An in-process runner over the current weights (``None``: the engine's default)."""
+
+
+class Engine(ABC):
+    """One framework: builds detectors and runners, and names its checkpoints."""
+
+    name: ClassVar[str]
+    # Runtimes this engine serves on, the default first.
+    backends: ClassVar[tuple[str, ...]]
+    # Libraries whose versions go into the artifact manifest.
+    libraries: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def default_backend(self) -> str:
+        return self.backends[0]
+
+    def check_backend(self, backend: str | None) -> str:
+        """``backend`` itself, or the default for ``None``; unknown names are a ModelError."""
+        if backend is None:
+            return self.default_backend
+        if backend not in self.backends:
+            raise ModelError(
+                f"the {self.name} engine has no backend {backend!r}",
+                where="--backend",
+                hint=f"use one of {', '.join(self.backends)}",
+            )
+        return backend
+
+    @abstractmethod
+    def seed(self, seed: int) -> None:
+        """Seed the framework's random generators so that a fixed seed repeats on CPU."""
+
+    @abstractmethod
+    def resolve_device(self, device: str) -> str:
+        """``auto``: an accelerator when there is one, else the CPU; other names are checked
+        (a HyperparameterError names the ones this engine knows)."""
+
+    @abstractmethod
+    def create(
+        self,
+        spec: ModelSpec,
+        label_map: LabelMap,
+        *,
+        init: Init = "pretrained",
+        reinitialize_head: bool = True,
+        device: str = "cpu",
+        image_size: int | None = None,
+        weights: str | Path | None = None,
+    ) -> Detector:
+        """A detector for ``label_map``'s classes from a catalog spec (``image_size``
+        overrides the spec's input). ``reinitialize_head=False`` keeps the pretrained class
+        head and fails with a ModelError when the pretrained weights have none that fits."""
+
+    @abstractmethod
+    def load_detector(self, artifact: Artifact, *, device: str = "cpu") -> Detector:
+        """The trainable detector stored in an artifact (incremental training), rebuilt from
+        its manifest alone."""
+
+    @abstractmethod
+    def load_runner(self, artifact: Artifact, backend: str | None = None) -> Runner:
+        """An inference runner for an artifact (``None``: the default backend)."""
+
+    @abstractmethod
+    def pretrained_runner(self, spec: ModelSpec, backend: str | None = None) -> Runner:
+        """The pretrained model as is (deployable specs only)."""
+
+    @abstractmethod
+    def checkpoint_name(self, role: CheckpointRole) -> str:
+        """The name of a run's ``role`` checkpoint inside ``checkpoints/`` (e.g. ``last.pt``,
+        or a directory name for frameworks that write an index plus shards)."""

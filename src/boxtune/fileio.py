@@ -1,0 +1,169 @@
+"""The file-system primitives every part of boxtune shares.
+
+- :func:`atomic_path` / :func:`atomic_write_bytes` / :func:`atomic_write_text` /
+  :func:`atomic_write_json`: a file appears whole or not at all (temp file in the same
+  directory, then ``os.replace``); a failure leaves the previous file untouched.
+- :func:`replace_directory`: move a fully written staging directory over a target directory.
+- :func:`sha256_file`: the hex digest of a file, read in chunks.
+- :func:`download`: a verified download (sha256, size) with a progress bar, atomic as above.
+
+Nothing here knows about models or datasets; callers turn :class:`DownloadError` into their own
+user-facing errors (with the hint that fits them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp path next to ``path`` to write into; renamed onto ``path`` when the block ends
+    without an error, deleted otherwise.
+
+    >>> with atomic_path(target) as tmp:
+    ...     image.save(tmp, format="PNG")
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2) -> None:
+    """Sorted keys and a final newline, so equal data gives equal bytes (hashes, diffs)."""
+    text = json.dumps(data, indent=indent, sort_keys=True, default=str)
+    atomic_write_text(path, text + "\n")
+
+
+def replace_directory(staging: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the complete directory ``staging`` at ``target``, replacing what is there.
+
+    The old directory is first renamed aside, so ``target`` is never a mix of old and new
+    files; the old copy is deleted afterwards. ``staging`` and ``target`` must be on the same
+    file system (create the staging directory next to the target).
+    """
+    staging, target = Path(staging), Path(target)
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    os.replace(target, old / "previous")
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_matches(actual: str, expected: str) -> bool:
+    """``expected`` may be a prefix of the digest (torchvision publishes 8 hex digits)."""
+    return bool(expected) and actual.lower().startswith(expected.lower())
+
+
+class DownloadError(Exception):
+    """A download that failed; ``reason`` says why in words, ``url`` what was asked for."""
+
+    def __init__(self, url: str, reason: str, *, corrupt: bool = False):
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+        # True when bytes arrived but are not the expected file (hash or size mismatch).
+        self.corrupt = corrupt
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    sha256: str
+    size: int
+
+
+def download(
+    url: str,
+    target: str | os.PathLike,
+    *,
+    expected_sha256: str | None = None,
+    timeout: float = 30.0,
+    progress: bool | None = None,
+) -> Downloaded:
+    """Fetch ``url`` into ``target``: the file appears only once it is complete (the
+    ``Content-Length`` is checked) and, when ``expected_sha256`` (or a prefix of it) is given,
+    matches it. ``progress=None`` shows a bar only on a terminal."""
+    from tqdm import tqdm
+
+    target = Path(target)
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        with atomic_path(target) as tmp:
+            request = urllib.request.Request(url, headers={"User-Agent": "boxtune"})
+            with (
+                urllib.request.urlopen(request, timeout=timeout) as response,
+                open(tmp, "wb") as out,
+            ):
+                total = int(response.headers.get("Content-Length") or 0) or None
+                disable = None if progress is None else not progress
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=f"downloading {target.name}",
+                    disable=disable,
+                ) as bar:
+                    while chunk := response.read(_CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+            if total is not None and received != total:
+                raise DownloadError(
+                    url, f"incomplete: {received} of {total} bytes arrived", corrupt=True
+                )
+            actual = digest.hexdigest()
+            if expected_sha256 and not sha256_matches(actual, expected_sha256):
+                raise DownloadError(
+                    url,
+                    f"sha256 mismatch: expected {expected_sha256.lower()}…, got {actual}",
+                    corrupt=True,
+                )
+    except DownloadError:
+        raise
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise DownloadError(url, f"download failed: {reason}") from exc
+    return Downloaded(target, actual, received)
