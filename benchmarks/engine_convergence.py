@@ -26,16 +26,31 @@ from boxtune.engines import get_engine
 from boxtune.evaluate.coco import CocoInput, compute_coco_metrics
 
 
+def adam_settings(lr: float) -> SimpleNamespace:
+    """Adam with lr and the engine's former defaults for every other setting it reads."""
+    return SimpleNamespace(
+        optimizer="adam",
+        learning_rate=lr,
+        momentum=0.9,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        rho=0.95,
+        initial_accumulator_value=0.1,
+        gradient_clip_norm=10.0,
+    )
+
+
 def evaluate(detector, loader) -> dict:
     ids, sizes, gt_ids, gt_boxes, gt_cls, d_ids, d_boxes, d_cls, d_scores = ([] for _ in range(9))
     for images, targets in loader:
         for target, det in zip(targets, detector.predict_batch(images), strict=True):
             image_id = int(target["image_id"])
             ids.append(image_id)
-            sizes.append((images.shape[-1], images.shape[-2]))
+            sizes.append((images.shape[2], images.shape[1]))  # (width, height) of [B, S, S, 3]
             gt_ids += [image_id] * len(target["labels"])
-            gt_boxes.append(target["boxes"].numpy().reshape(-1, 4))
-            gt_cls.append(target["labels"].numpy())
+            gt_boxes.append(np.asarray(target["boxes"]).reshape(-1, 4))
+            gt_cls.append(np.asarray(target["labels"]))
             d_ids += [image_id] * len(det)
             d_boxes.append(det.boxes)
             d_cls.append(det.classes)
@@ -85,7 +100,7 @@ def main() -> None:
     val_loader = make_loader(val, label_map, 320, 16)
     detector = get_engine("torch").create(get_spec(DEFAULT_MODEL_ID), label_map, init=args.init)
     detector.set_trainable(False)
-    detector.configure_optimizer(SimpleNamespace(optimizer="adam", learning_rate=args.lr))
+    detector.configure_optimizer(adam_settings(args.lr))
 
     curve, step, train_s = [], 0, 0.0
     start = time.perf_counter()

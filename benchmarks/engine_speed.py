@@ -37,6 +37,29 @@ def _batch(seed: int):
     return images, targets
 
 
+def _numpy_batch(seed: int):
+    """The same batch as the loader gives it: uint8 numpy [B, S, S, 3], numpy targets."""
+    images, targets = _batch(seed)
+    return images.permute(0, 2, 3, 1).contiguous().numpy(), [
+        {"boxes": t["boxes"].numpy(), "labels": t["labels"].numpy()} for t in targets
+    ]
+
+
+def _adam(lr: float) -> SimpleNamespace:
+    """Adam with lr and the engine's former defaults for every other setting it reads."""
+    return SimpleNamespace(
+        optimizer="adam",
+        learning_rate=lr,
+        momentum=0.9,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        rho=0.95,
+        initial_accumulator_value=0.1,
+        gradient_clip_norm=10.0,
+    )
+
+
 def _median_time(fn, repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
@@ -90,14 +113,14 @@ def main() -> None:
     torch.manual_seed(0)
     engine = get_engine("torch")
     detector = engine.create(get_spec(DEFAULT_MODEL_ID), LABELS)
-    images, targets = _batch(1)
+    images, targets = _numpy_batch(1)
     result: dict = {"torch_threads": torch.get_num_threads()}
     result["params_m"] = round(detector.num_parameters() / 1e6, 3)
 
     full = engine.create(get_spec(DEFAULT_MODEL_ID), LABELS)
-    full.configure_optimizer(SimpleNamespace(optimizer="adam", learning_rate=1e-4))
+    full.configure_optimizer(_adam(1e-4))
     detector.set_trainable(True)
-    detector.configure_optimizer(SimpleNamespace(optimizer="adam", learning_rate=1e-4))
+    detector.configure_optimizer(_adam(1e-4))
     medians = interleaved_medians(
         {
             "train_s_per_step": lambda: full.train_step(images, targets),

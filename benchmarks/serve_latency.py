@@ -2,7 +2,7 @@
 
 Measured in one run on the same images:
 - p50/p95 latency of one request through HTTP (``boxtune serve`` process, keep-alive client)
-  vs the in-process Predictor (decode + model + JSON answer) -> HTTP overhead (target <= 15 %);
+  vs the InProcessPredictor (decode + model + JSON answer) -> HTTP overhead (target <= 15 %);
 - ONNX Runtime vs torch eager, in-process, one image per call (target: ONNX >= 3x faster);
 - throughput with 8 concurrent clients, with and without dynamic batching.
 
@@ -185,13 +185,13 @@ def http_call(client: httpx.Client, url: str):
 
 def http_plumbing(images: list[bytes], rounds: int, tmp: Path) -> dict:
     """p50 of the same requests with an instant runner, through HTTP and in-process."""
-    from boxtune.serve.predictor import Predictor
+    from boxtune.serve.predictor import InProcessPredictor
 
     (tmp / "boxtune_instant_runner.py").write_text(INSTANT_RUNNER)
     sys.path.insert(0, str(tmp))
     import boxtune_instant_runner
 
-    in_process = Predictor(boxtune_instant_runner.make_runner("none"))
+    in_process = InProcessPredictor(boxtune_instant_runner.make_runner("none"))
     python_path = os.pathsep.join(p for p in (str(tmp), os.environ.get("PYTHONPATH")) if p)
     server = Server("py:boxtune_instant_runner:make_runner", env={"PYTHONPATH": python_path})
     try:
@@ -265,15 +265,15 @@ def main() -> None:
     parser.add_argument("--throughput-repeats", type=int, default=2)
     args = parser.parse_args()
 
-    from boxtune.serve.predictor import Predictor
+    from boxtune.serve.predictor import InProcessPredictor
 
     load_at_start = round(os.getloadavg()[0], 2)  # other processes on the machine skew timings
 
     with tempfile.TemporaryDirectory() as tmp:
         artifact = Path(args.artifact) if args.artifact else make_artifact(Path(tmp))
         images = make_images(args.images)
-        onnx = Predictor.load(str(artifact), backend="onnxruntime")
-        eager = Predictor.load(str(artifact), backend="torch")
+        onnx = InProcessPredictor.load(str(artifact), backend="onnxruntime")
+        eager = InProcessPredictor.load(str(artifact), backend="torch")
         pixels = [onnx.decode(body).pixels for body in images]
 
         server = Server(artifact)

@@ -3,7 +3,8 @@
 Both run as separate processes, one after the other, in the same invocation: the boxtune CLI
 (``boxtune train``; images/s from its ``metrics.jsonl``, training steps only, data loading
 included, validation excluded) and a bare loop (the engine's network with the same frozen
-pretrained blocks, the same loader, ``torch.optim.Adam`` and gradient clipping, nothing else).
+pretrained blocks, the same loader, ``torch.optim.Adam`` and gradient clipping, nothing else;
+it turns the loader's numpy batches into torch tensors itself, as a bare torch user would).
 The first epoch fills the image cache and warms up kernels, so images/s compare the later
 epochs. Peak RSS of every boxtune
 epoch is printed to show that memory does not grow.
@@ -35,14 +36,20 @@ def bare_loop(dataset: Path, epochs: int, size: int, batch: int, lr: float) -> d
 
     import torch
 
-    from boxtune.catalog import get_spec
+    from boxtune.catalog import get_spec, resolve_weights
     from boxtune.data import AugmentConfig, make_loader, read_dataset, split_dataset
-    from boxtune.engines.torch.engine import build_network
+    from boxtune.engines.torch.architecture import TorchArchitecture, build_network
 
     torch.manual_seed(0)
     train_part, _ = split_dataset(read_dataset(dataset), 0.2, 0)
     spec = dataclasses.replace(get_spec(MODEL_ID), image_size=size)
-    net = build_network(spec, len(train_part.label_map), init="pretrained")
+    arch = TorchArchitecture(
+        name=spec.architecture,
+        image_size=size,
+        num_classes=len(train_part.label_map),
+        pretrained_freezing=True,
+    )
+    net = build_network(arch, backbone_weights=resolve_weights(spec))
     # The same model as boxtune's full fine-tuning: its pretrained stem and first blocks stay
     # frozen (weights and batch-norm statistics), so both sides do the same work per step.
     frozen = list(net.frozen_modules())
@@ -62,14 +69,24 @@ def bare_loop(dataset: Path, epochs: int, size: int, batch: int, lr: float) -> d
     )
     per_epoch = []
     for epoch in range(epochs):
-        loader.sampler.epoch = epoch
+        loader.set_epoch(epoch)
         net.train()
         for module in frozen:
             module.eval()
         images_seen = 0
         started, cpu_started = time.perf_counter(), time.process_time()
         for images, targets in loader:
-            losses = net.losses(images, targets)
+            # numpy [B, S, S, 3] uint8 -> contiguous torch [B, 3, S, S] uint8 (the layout the
+            # torch loader gave this loop before), boxes and labels as tensors
+            tensors = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+            torch_targets = [
+                {
+                    "boxes": torch.from_numpy(t["boxes"]),
+                    "labels": torch.from_numpy(t["labels"]),
+                }
+                for t in targets
+            ]
+            losses = net.losses(tensors, torch_targets)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)

@@ -7,7 +7,8 @@ same validation images with the same code (``boxtune.evaluate.evaluate_detection
 (a) the default model through ``boxtune train`` (its default hyperparameters, with
     ``max_runtime_seconds`` = budget; per-epoch validation counts against its budget);
 (b) a bare torchvision SSDLite320-MobileNetV3-Large loop (random init, AdamW, the same loader
-    and augmentation, cosine decay over the budget);
+    and augmentation, cosine decay over the budget; it turns the loader's numpy batches into
+    torch tensors itself);
 (c) YOLOv8n from its yaml (random init) through ultralytics, when ``ultralytics`` is importable
     (``YOLO_OFFLINE=1``, integrations off, its own ``time`` budget).
 
@@ -81,11 +82,13 @@ def run_boxtune(train_dir: Path, val_dir: Path, out: Path, budget: float, size: 
     import numpy as np
     from PIL import Image
 
+    from boxtune.artifacts import load_artifact
     from boxtune.data import read_dataset
     from boxtune.engines import get_engine
 
     # The exported artifact, as a user would load it; the runner answers in original pixels.
-    runner = get_engine("torch").load_runner(out, backend="torch")
+    artifact = load_artifact(out)
+    runner = get_engine(artifact.engine).load_runner(artifact, backend="torch")
     val = read_dataset(val_dir)
     predictions = {}
     for record in val.images:
@@ -111,6 +114,11 @@ def run_ssdlite(train_dir: Path, val_dir: Path, budget: float, size: int, batch:
     from boxtune.detections import Detections
     from boxtune.train.validation import to_original_pixels
 
+    def to_float_images(images: np.ndarray) -> list[torch.Tensor]:
+        """uint8 numpy [B, S, S, 3] -> float [3, S, S] tensors in [0, 1], one per image."""
+        batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        return [image.float() / 255.0 for image in batch]
+
     torch.manual_seed(0)
     train = read_dataset(train_dir)
     label_map = train.label_map
@@ -124,7 +132,7 @@ def run_ssdlite(train_dir: Path, val_dir: Path, budget: float, size: int, batch:
     started = time.perf_counter()
     steps = epochs = 0
     while time.perf_counter() - started < budget:
-        loader.sampler.epoch = epochs
+        loader.set_epoch(epochs)
         model.train()
         for images, targets in loader:
             elapsed = time.perf_counter() - started
@@ -134,8 +142,14 @@ def run_ssdlite(train_dir: Path, val_dir: Path, budget: float, size: int, batch:
                 group["lr"] = 1e-3 * (
                     0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
                 )
-            inputs = [image.float() / 255.0 for image in images]
-            tv_targets = [{"boxes": t["boxes"], "labels": t["labels"] + 1} for t in targets]
+            inputs = to_float_images(images)
+            tv_targets = [
+                {
+                    "boxes": torch.from_numpy(t["boxes"]),
+                    "labels": torch.from_numpy(t["labels"]) + 1,
+                }
+                for t in targets
+            ]
             losses = model(inputs, tv_targets)
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
@@ -152,7 +166,7 @@ def run_ssdlite(train_dir: Path, val_dir: Path, budget: float, size: int, batch:
     predictions = {}
     with torch.no_grad():
         for images, targets in val_loader:
-            outputs = model([image.float() / 255.0 for image in images])
+            outputs = model(to_float_images(images))
             for target, output in zip(targets, outputs, strict=True):
                 found = (
                     Detections(

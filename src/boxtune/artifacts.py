@@ -2,11 +2,12 @@
 
 Layout (format version 1)::
 
-    boxtune-model.json   manifest: format_version, model_id, engine, family, num_classes,
-                         image_size, hyperparameters, library versions, created_at, and the
-                         sha256 + size of every other file
-    weights.safetensors  weights (loads without executing code)
-    model.onnx           raw network outputs, for onnxruntime serving (when the engine has one)
+    boxtune-model.json   manifest: format_version, model_id, engine, family, architecture (the
+                         engine's record of the network, enough to rebuild it without the
+                         catalog), num_classes, image_size, hyperparameters, library versions,
+                         created_at, and the sha256 + size of every other file
+    (engine files)       the weights, in a format that loads without executing code, and a
+                         fast-serving export where the engine has one (``Detector.export``)
     labels_info.json     the label map (LabelMap.to_json)
     metrics.json         final metrics
     history.json         per-epoch metrics
@@ -17,25 +18,28 @@ Writing goes to a temp dir renamed into place; loading verifies every hash and n
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
-import hashlib
 import json
 import os
 import platform
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boxtune.errors import ModelError
+from boxtune.fileio import atomic_write_json, replace_directory, sha256_file
 from boxtune.labels import LabelMap
 from boxtune.paths import boxtune_home
 from boxtune.storage import is_remote, local_copy, upload
+
+if TYPE_CHECKING:
+    from boxtune.engines.base import Detector
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "boxtune-model.json"
@@ -43,21 +47,13 @@ TARBALL_FILE = "model.tar.gz"
 LABELS_FILE = "labels_info.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
-_LIBRARIES = ("boxtune", "torch", "torchvision", "onnx", "onnxruntime", "safetensors", "numpy")
 _TAR_MTIME = 0  # fixed, so identical files give an identical tarball
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _versions() -> dict[str, str]:
+def _versions(libraries: tuple[str, ...]) -> dict[str, str]:
+    """Python's version and those of boxtune, numpy and the engine's libraries."""
     versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
+    for name in ("boxtune", "numpy", *libraries):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -65,19 +61,13 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _plain(value: Any) -> Any:
-    """Hyperparameters as JSON: dicts, dataclasses or objects with to_dict()."""
-    if value is None:
-        return {}
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return dict(value)
+def _engine_libraries(engine_name: str) -> tuple[str, ...]:
+    from boxtune import engines
 
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    try:
+        return engines.get_engine(engine_name).libraries
+    except ModelError:  # an engine this boxtune does not register (tests' fakes)
+        return ()
 
 
 def write_tarball(directory: Path, names: list[str], target: Path) -> None:
@@ -99,37 +89,33 @@ def write_tarball(directory: Path, names: list[str], target: Path) -> None:
                 tar.addfile(info, fh)
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target``; an existing artifact (or empty dir) there is replaced."""
-    if target.exists():
-        entries = list(target.iterdir()) if target.is_dir() else None
-        if entries is None or (entries and not (target / MANIFEST_FILE).is_file()):
-            raise ModelError(
-                "the output location exists and is not a boxtune artifact",
-                where=str(target),
-                hint="choose a new or empty directory (an existing artifact is replaced)",
-            )
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+def _check_replaceable(target: Path) -> None:
+    """Only an existing artifact (or an empty directory) may be replaced by a new one."""
+    if not target.exists():
+        return
+    entries = list(target.iterdir()) if target.is_dir() else None
+    if entries is None or (entries and not (target / MANIFEST_FILE).is_file()):
+        raise ModelError(
+            "the output location exists and is not a boxtune artifact",
+            where=str(target),
+            hint="choose a new or empty directory (an existing artifact is replaced)",
+        )
 
 
 def write_artifact(
-    detector: Any,
+    detector: Detector,
     output_dir: str | os.PathLike,
     *,
     model_id: str | None = None,
-    hyperparameters: Any = None,
+    hyperparameters: Mapping[str, Any] | None = None,
     metrics: dict | None = None,
     history: list | None = None,
 ) -> Path:
     """Write ``detector`` as an artifact at ``output_dir`` (local path or ``s3://`` URI).
 
-    ``detector`` is an engine Detector (its ``export``, ``label_map``, ``image_size``, and
-    ``engine``/``family`` attributes are used). Returns the local artifact directory.
+    The engine writes its own files (``Detector.export``); the manifest records the
+    detector's ``architecture()`` so that loading never needs the catalog. Returns the local
+    artifact directory.
     """
     remote = is_remote(output_dir)
     if remote:
@@ -142,30 +128,30 @@ def write_artifact(
     try:
         names = list(detector.export(tmp))
         detector.label_map.save(tmp / LABELS_FILE)
-        _write_json(tmp / METRICS_FILE, metrics or {})
-        _write_json(tmp / HISTORY_FILE, history or [])
+        atomic_write_json(tmp / METRICS_FILE, metrics or {})
+        atomic_write_json(tmp / HISTORY_FILE, history or [])
         names += [LABELS_FILE, METRICS_FILE, HISTORY_FILE]
-        spec = getattr(detector, "spec", None)
         manifest = {
             "format": "boxtune-model",
             "format_version": FORMAT_VERSION,
             "model_id": model_id or detector.model_id,
-            "engine": getattr(detector, "engine", "torch"),
-            "family": getattr(detector, "family", None),
-            "architecture": getattr(spec, "architecture", None),
+            "engine": detector.engine,
+            "family": detector.family,
+            "architecture": detector.architecture(),
             "num_classes": len(detector.label_map),
             "image_size": int(detector.image_size),
-            "hyperparameters": _plain(hyperparameters),
-            "library_versions": _versions(),
+            "hyperparameters": dict(hyperparameters or {}),
+            "library_versions": _versions(_engine_libraries(detector.engine)),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": {
-                name: {"sha256": _sha256(tmp / name), "size": (tmp / name).stat().st_size}
+                name: {"sha256": sha256_file(tmp / name), "size": (tmp / name).stat().st_size}
                 for name in sorted(names)
             },
         }
-        _write_json(tmp / MANIFEST_FILE, manifest)
+        atomic_write_json(tmp / MANIFEST_FILE, manifest)
         write_tarball(tmp, [*names, MANIFEST_FILE], tmp / TARBALL_FILE)
-        _replace_dir(tmp, target)
+        _check_replaceable(target)
+        replace_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -244,7 +230,7 @@ def _safe_extract(tarball: Path, destination: Path) -> None:
 
 def _extract_tarball(tarball: Path) -> Path:
     """Extract into ``BOXTUNE_HOME/artifacts/<sha256 of the tarball>`` (reused if present)."""
-    digest = _sha256(tarball)[:20]
+    digest = sha256_file(tarball)[:20]
     target = boxtune_home() / "artifacts" / digest
     if (target / MANIFEST_FILE).is_file():
         return target
@@ -252,9 +238,7 @@ def _extract_tarball(tarball: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{digest}.partial-"))
     try:
         _safe_extract(tarball, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        replace_directory(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -308,7 +292,7 @@ def verify_artifact(directory: Path) -> dict:
                 where=str(directory),
                 hint="the artifact is incomplete; copy it again or re-export it",
             )
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != record.get("sha256"):
             raise ModelError(
                 f"{name} does not match its sha256 in {MANIFEST_FILE} (expected "

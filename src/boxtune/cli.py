@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from boxtune import __version__
+from boxtune import __version__, console
 from boxtune.errors import BoxtuneError
 
 # Sub-command modules, each exposing ``register(subparsers)``; the handlers they set receive the
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    console.configure()
     try:
         return int(handler(args) or 0)
     except BoxtuneError as exc:

@@ -62,6 +62,7 @@ def configure(*, quiet: bool = False) -> None:
             logger.removeHandler(handler)
     root.setLevel(level)
     root.addHandler(_handler("stderr", "boxtune: %(message)s", level))
+    root.propagate = False  # shown once, here, whatever handlers the root logger has
     # The training lines are the job's output, not notices: always shown, never prefixed.
     training.setLevel(logging.INFO)
     training.propagate = False

@@ -204,16 +204,16 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> DemoResult:
 
 
 def _evaluate(model_data: str, test_dir: Path, report_dir: Path, steps: _Steps) -> dict:
-    from boxtune.artifacts import load_artifact
     from boxtune.data import read_dataset
-    from boxtune.engines import get_engine
     from boxtune.evaluate import evaluate_model
+    from boxtune.model_ref import open_runner
 
-    artifact = load_artifact(model_data)
-    runner = get_engine(artifact.engine).load_runner(artifact, "onnxruntime")
+    opened = open_runner(model_data)
+    assert opened.artifact is not None  # the demo's own training job wrote it
+    artifact = opened.artifact
     dataset = read_dataset(test_dir)
     result = evaluate_model(
-        runner,
+        opened.runner,
         dataset,
         report_dir,
         history=list(artifact.history or []),
@@ -275,23 +275,21 @@ def _print_answer(answer: dict, image_path: Path, dataset, record, steps: _Steps
     )
 
 
-def _box_iou(a: list[float], b: list[float]) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    overlap = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap
-    return overlap / union if union > 0 else 0.0
-
-
 def _best_per_object(answer: dict, iou: float = 0.6) -> list[int]:
     """Indices of the boxes to show: above the score, and only the best class where the model
     proposes several classes for one object (the answer itself keeps every box)."""
+    import numpy as np
+
+    from boxtune.evaluate.matching import box_iou
+
+    scores = answer["scores"]
+    boxes = np.asarray(answer["normalized_boxes"], dtype=np.float64).reshape(-1, 4)
+    overlaps = box_iou(boxes, boxes)
     kept: list[int] = []
-    boxes, scores = answer["normalized_boxes"], answer["scores"]
     for i in sorted(range(len(scores)), key=lambda k: -scores[k]):
         if scores[i] < DRAW_MIN_SCORE:
             break
-        if all(_box_iou(boxes[i], boxes[k]) < iou for k in kept):
+        if all(overlaps[i, k] < iou for k in kept):
             kept.append(i)
     return kept
 
@@ -300,6 +298,7 @@ def _draw(image_path: Path, answer: dict, png: Path) -> None:
     import numpy as np
     from PIL import Image
 
+    from boxtune.fileio import atomic_path
     from boxtune.serve.visualize import draw_answer
 
     pixels = np.asarray(Image.open(image_path).convert("RGB"))
@@ -308,9 +307,8 @@ def _draw(image_path: Path, answer: dict, png: Path) -> None:
         key: [answer[key][i] for i in keep] for key in ("normalized_boxes", "classes", "scores")
     }
     drawn = draw_answer(pixels, shown, answer.get("labels") or [], min_score=DRAW_MIN_SCORE)
-    tmp = png.with_name(f".{png.name}.tmp")
-    drawn.save(tmp, format="PNG")
-    tmp.replace(png)
+    with atomic_path(png) as tmp:
+        drawn.save(tmp, format="PNG")
 
 
 def _next_steps(

@@ -3,7 +3,9 @@
 - :func:`atomic_path` / :func:`atomic_write_bytes` / :func:`atomic_write_text` /
   :func:`atomic_write_json`: a file appears whole or not at all (temp file in the same
   directory, then ``os.replace``); a failure leaves the previous file untouched.
-- :func:`replace_directory`: move a fully written staging directory over a target directory.
+- :func:`replace_directory`: move a fully written staging directory over a target directory;
+  :func:`move_into_place` does the same for a staging file or directory, :func:`remove_path`
+  deletes either.
 - :func:`sha256_file`: the hex digest of a file, read in chunks.
 - :func:`download`: a verified download (sha256, size) with a progress bar, atomic as above.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 import urllib.error
@@ -39,14 +42,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _new_temp_file(target)
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _new_temp_file(target: Path) -> Path:
+    """A new empty file next to ``target``. Unlike ``mkstemp``'s (always 0600) its mode follows
+    the umask, so the renamed file gets the permissions a plain ``open(target, "w")`` gives."""
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -79,6 +92,23 @@ def replace_directory(staging: str | os.PathLike, target: str | os.PathLike) -> 
     os.replace(target, old / "previous")
     os.replace(staging, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def move_into_place(staging: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Rename a complete staging file or directory onto ``target`` (same file system)."""
+    if Path(staging).is_dir():
+        replace_directory(staging, target)
+    else:
+        os.replace(staging, target)
+
+
+def remove_path(path: str | os.PathLike) -> None:
+    """Delete a file or a directory tree; nothing there is fine."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from boxtune import fileio
 from boxtune.errors import BoxtuneError
 from boxtune.paths import boxtune_home
 
@@ -187,30 +188,14 @@ def local_copy(location: str | os.PathLike, kind: str = "data") -> Path:
         raise
     except Exception as exc:  # network / permission errors from the S3 client
         raise _remote_error(location, exc, "download", fs) from exc
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    _atomic_write_text(record, json.dumps({"uri": location, "objects": manifest}))
+    fileio.replace_directory(tmp, target)
+    fileio.atomic_write_text(record, json.dumps({"uri": location, "objects": manifest}))
     return result
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _copy_file_atomically(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-    os.close(fd)
-    try:
+    with fileio.atomic_path(dest) as tmp:
         shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def upload(local_path: str | os.PathLike, uri: str) -> None:
@@ -260,12 +245,7 @@ def write_bytes(location: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a local path (atomically) or a remote object."""
     location = _strip_file_scheme(location)
     if not is_remote(location):
-        path = Path(location).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        fileio.atomic_write_bytes(Path(location).expanduser(), data)
         return
     fs, path = filesystem(location)
     try:

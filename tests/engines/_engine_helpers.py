@@ -36,22 +36,32 @@ def make_batch(seed: int, batch: int, size: int, empty_index: int | None = None)
     images, targets = [], []
     for i in range(batch):
         image, boxes, labels = draw_scene(rng, size, count=0 if i == empty_index else 2)
-        images.append(torch.from_numpy(image).permute(2, 0, 1))
+        images.append(image)
         targets.append(
             {
-                "boxes": torch.from_numpy(boxes).reshape(-1, 4),
-                "labels": torch.from_numpy(labels),
+                "boxes": boxes.reshape(-1, 4),
+                "labels": labels,
                 "image_id": i,
                 "orig_size": (size, size),
             }
         )
-    return torch.stack(images), targets
+    return np.stack(images), targets  # the loader's format: uint8 [B, S, S, 3] + numpy targets
+
+
+def torch_batch(seed: int, batch: int, size: int, empty_index: int | None = None):
+    """make_batch as the networks themselves take it: uint8 [B, 3, S, S] and torch targets."""
+    images, targets = make_batch(seed, batch, size, empty_index)
+    tensors = [
+        {**t, "boxes": torch.from_numpy(t["boxes"]), "labels": torch.from_numpy(t["labels"])}
+        for t in targets
+    ]
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), tensors
 
 
 def hp(**overrides):
     values = dict(
         optimizer="adam", learning_rate=0.001, momentum=0.9, beta_1=0.9, beta_2=0.999,
-        epsilon=1e-7, rho=0.95, initial_accumulator_value=0.1,
+        epsilon=1e-7, rho=0.95, initial_accumulator_value=0.1, gradient_clip_norm=10.0,
     )  # fmt: skip
     values.update(overrides)
     return SimpleNamespace(**values)

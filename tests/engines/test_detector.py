@@ -196,7 +196,8 @@ def test_reinitialize_head_resets_only_the_class_predictor(trained_small_detecto
     det.reinitialize_head()
     assert torch.equal(tower, det.net.head.class_tower.pointwise[0].weight)
     assert not torch.equal(predictor, det.net.head.class_tower.predict_pw.weight)
-    scores = det.net(make_batch(0, 1, SMALL)[0])[0].sigmoid()
+    images = torch.from_numpy(make_batch(0, 1, SMALL)[0]).permute(0, 3, 1, 2)
+    scores = det.net(images)[0].sigmoid()
     assert scores.max() < 0.05  # back to the 0.01 prior
 
 

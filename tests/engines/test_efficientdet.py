@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from _engine_helpers import SMALL, make_batch
+from _engine_helpers import SMALL, torch_batch
 
 from boxtune.catalog import DEFAULT_MODEL_ID, get_spec, resolve_weights
 from boxtune.engines.torch.anchors import atss_assign, decode, level_counts, make_anchors
@@ -39,7 +39,7 @@ def test_outputs_cover_every_anchor(size):
 
 def test_uint8_and_float_inputs_agree():
     net = EfficientDetLite(num_classes=2, image_size=SMALL).eval()
-    images, _ = make_batch(1, 2, SMALL)
+    images, _ = torch_batch(1, 2, SMALL)
     with torch.no_grad():
         a = net(images)[0]
         b = net(images.float())[0]
@@ -64,7 +64,7 @@ def test_decode_with_zero_deltas_is_the_anchor():
 
 def test_loss_is_finite_with_an_image_without_boxes_and_has_gradients():
     net = EfficientDetLite(num_classes=2, image_size=SMALL)
-    images, targets = make_batch(2, 3, SMALL, empty_index=1)
+    images, targets = torch_batch(2, 3, SMALL, empty_index=1)
     losses = net.losses(images, targets)
     assert all(torch.isfinite(v) for v in losses.values())
     losses["loss"].backward()

@@ -11,7 +11,6 @@ from _engine_helpers import LABELS, hp, make_batch
 
 from boxtune.catalog import cached_weights_path, get_spec, list_specs
 from boxtune.engines import get_engine
-from boxtune.engines.torch.engine import build_network
 from boxtune.engines.torch.tv_models import COCO_NUM_CLASSES, build_torchvision
 from boxtune.errors import ModelError
 
@@ -101,7 +100,7 @@ def test_pretrained_without_weights_is_a_clear_offline_error(monkeypatch):
     monkeypatch.setenv("BOXTUNE_OFFLINE", "1")
     spec = get_spec("pytorch-od1-fcos-resnet50-fpn")
     with pytest.raises(ModelError) as err:
-        build_network(spec, 2, init="pretrained")
+        get_engine("torch").create(spec, LABELS, init="pretrained")
     assert spec.weights.url in str(err.value) and str(cached_weights_path(spec)) in str(err.value)
 
 
@@ -115,6 +114,7 @@ def test_default_model_is_not_deployable_as_is():
 def test_pretrained_torchvision_backbones_freeze_like_torchvision():
     """COCO-pretrained R-CNN backbones keep frozen batch norms (torchvision's FrozenBatchNorm2d)
     even in full fine-tuning; a random-init build trains everything."""
+    from boxtune.engines.torch.architecture import TorchArchitecture
     from boxtune.engines.torch.detector import TorchDetector
     from boxtune.engines.torch.tv_models import TorchvisionNet
 
@@ -122,7 +122,10 @@ def test_pretrained_torchvision_backbones_freeze_like_torchvision():
     for pretrained in (True, False):
         model = build_torchvision(spec.architecture, len(LABELS) + 1, 160)
         net = TorchvisionNet(model, spec.architecture, 160, pretrained=pretrained)
-        detector = TorchDetector(net, spec, LABELS)
+        arch = TorchArchitecture(
+            spec.architecture, 160, len(LABELS), pretrained_freezing=pretrained
+        )
+        detector = TorchDetector(net, arch, LABELS, model_id=spec.model_id, family=spec.family)
         detector.set_trainable(head_only=False)
         detector._train_mode()
         body_norms = [

@@ -136,12 +136,13 @@ class FakeRunner:
     missed, one in ten given a wrong class, spurious low-score detections, and duplicates."""
 
     image_size = 320
+    backend = "fake"
 
     def __init__(self, dataset, seed: int = 0):
         import hashlib
 
         from boxtune.engines.base import Runner
-        from boxtune.evaluate.inference import image_path, load_rgb
+        from boxtune.evaluate.inference import image_path, read_pixels
 
         Runner.register(type(self))
         self.label_map = dataset.label_map
@@ -150,7 +151,7 @@ class FakeRunner:
         self._truth: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
         index = {c: i for i, c in enumerate(self.label_map.category_ids)}
         for record in dataset.images:
-            pixels = load_rgb(image_path(dataset, record))
+            pixels = read_pixels(image_path(dataset, record))
             boxes, cats = dataset.box_array(record.id)
             classes = np.array([index[int(c)] for c in cats], np.int64)
             key = hashlib.sha1(pixels.tobytes()).hexdigest()

@@ -139,9 +139,9 @@ def test_grid_mixes_worst_images_with_a_spread_of_the_rest(sample_dataset):
 
 
 def _pixels(dataset, record):
-    from boxtune.evaluate.inference import image_path, load_rgb
+    from boxtune.evaluate.inference import image_path, read_pixels
 
-    return load_rgb(image_path(dataset, record))
+    return read_pixels(image_path(dataset, record))
 
 
 def test_history_plot_needs_numbers():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import types
+import warnings
 from pathlib import Path
 
 import pytest
 
 import boxtune
 from boxtune import jobs
-from boxtune.errors import BoxtuneError, TrainingError
+from boxtune.errors import BoxtuneError, BoxtuneWarning, TrainingError
 from boxtune.sdk.estimator import channel_uri
 from boxtune.sdk.predictor import JSONResponse
 
@@ -36,17 +37,20 @@ def test_json_response_is_bytes_and_a_mapping():
     assert sorted(response.keys()) == ["classes", "normalized_boxes", "scores"]
 
 
-def test_platform_arguments_are_ignored_with_one_notice(capsys, monkeypatch):
+def test_platform_arguments_are_ignored_with_one_notice(monkeypatch):
     from boxtune.sdk import notices
 
     monkeypatch.setattr(notices, "_already_said", set())  # other tests may have said it
-    for _ in range(2):
-        boxtune.Estimator(model_id=MODEL_ID, role="arn:role", instance_type="ml.p3.2xlarge")
-    err = capsys.readouterr().err
-    assert err.count("Estimator ignores instance_type, role") == 1
-    assert len(err.strip().splitlines()) == 1
-    boxtune.Estimator(model_id=MODEL_ID, instance_typo="x")
-    assert "check the spelling: instance_typo" in capsys.readouterr().err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # only boxtune's own de-duplication applies
+        for _ in range(2):
+            boxtune.Estimator(model_id=MODEL_ID, role="arn:role", instance_type="ml.p3.2xlarge")
+    said = [w for w in caught if issubclass(w.category, BoxtuneWarning)]
+    assert len(said) == 1 and len(caught) == 1
+    assert str(said[0].message).startswith("Estimator ignores instance_type, role")
+    assert said[0].filename == __file__  # points at the caller's line, not into boxtune
+    with pytest.warns(BoxtuneWarning, match="check the spelling: instance_typo"):
+        boxtune.Estimator(model_id=MODEL_ID, instance_typo="x")
 
 
 def test_model_id_is_recovered_from_retrieved_uris():

@@ -67,6 +67,7 @@ def fake_detections(image: np.ndarray) -> Detections:
 class FakeRunner(Runner):
     image_size = 64
     label_map = LABELS
+    backend = "fake"
 
     def __init__(self, delay_s: float = 0.0):
         self.delay_s = delay_s

@@ -16,7 +16,7 @@ from serve_process import SERVE_TESTS_DIR
 
 from boxtune.errors import BoxtuneError
 from boxtune.serve.batch import SUMMARY_NAME, predict_folder
-from boxtune.serve.predictor import Predictor
+from boxtune.serve.predictor import InProcessPredictor
 
 FAKE = "py:serve_fakes:make_runner"
 
@@ -68,7 +68,7 @@ def test_predict_cli_writes_verbose_answers_and_skips_bad_images(tmp_path):
     assert result.returncode == 1, result.stderr  # one image failed
     assert "3 predicted, 0 skipped (already done), 1 failed, of 4 images" in result.stdout
     assert "broken.png" in result.stderr and "truncated PNG" in result.stderr
-    predictor = Predictor(FakeRunner())
+    predictor = InProcessPredictor(FakeRunner())
     for rel in ("a.png", "b.jpg", "nested/c.png"):
         written = json.loads((outputs / f"{rel}.out").read_text())
         wanted, _ = predictor.predict_bytes(files[rel], "application/json;verbose")
@@ -87,12 +87,12 @@ def test_predict_resumes_and_only_retries_missing_outputs(tmp_path):
     _make_inputs(inputs)
     (inputs / "broken.png").unlink()
     runner = FakeRunner()
-    first = predict_folder(Predictor(runner), str(inputs), str(outputs), progress=False)
+    first = predict_folder(InProcessPredictor(runner), str(inputs), str(outputs), progress=False)
     assert (first.done, first.skipped, first.failed) == (3, 0, 0)
     before = (outputs / "a.png.out").stat().st_mtime_ns
     (outputs / "b.jpg.out").unlink()
     runner.batch_sizes.clear()
-    second = predict_folder(Predictor(runner), str(inputs), str(outputs), progress=False)
+    second = predict_folder(InProcessPredictor(runner), str(inputs), str(outputs), progress=False)
     assert (second.done, second.skipped, second.failed) == (1, 2, 0)
     assert sum(runner.batch_sizes) == 1
     assert (outputs / "a.png.out").stat().st_mtime_ns == before
@@ -104,7 +104,7 @@ def test_visualization_draws_the_box_where_the_object_is(tmp_path):
     inputs.mkdir()
     (inputs / "one.png").write_bytes(encode(scene(200, 160, {2: (50, 40, 150, 120)}, seed=5)))
     predict_folder(
-        Predictor(FakeRunner()),
+        InProcessPredictor(FakeRunner()),
         str(inputs),
         str(outputs),
         visualize=True,
@@ -139,14 +139,14 @@ def test_predict_from_and_to_s3(s3, tmp_path, monkeypatch):
     (inputs / "broken.png").unlink()
     upload(inputs, "s3://bucket/images")
     first = predict_folder(
-        Predictor(FakeRunner()), "s3://bucket/images", "s3://bucket/preds", progress=False
+        InProcessPredictor(FakeRunner()), "s3://bucket/images", "s3://bucket/preds", progress=False
     )
     assert (first.done, first.failed) == (3, 0)
     fs, _ = filesystem("s3://bucket/preds")
     keys = sorted(p.split("bucket/preds/")[1] for p in fs.find("bucket/preds"))
     assert keys == ["a.png.out", "b.jpg.out", "nested/c.png.out", SUMMARY_NAME]
     second = predict_folder(
-        Predictor(FakeRunner()), "s3://bucket/images", "s3://bucket/preds", progress=False
+        InProcessPredictor(FakeRunner()), "s3://bucket/images", "s3://bucket/preds", progress=False
     )
     assert (second.done, second.skipped) == (0, 3)
 
@@ -158,7 +158,11 @@ def test_output_inside_the_input_is_not_read_back_as_input(tmp_path):
     outputs = inputs / "predictions"
     for _ in range(2):
         summary = predict_folder(
-            Predictor(FakeRunner()), str(inputs), str(outputs), visualize=True, progress=False
+            InProcessPredictor(FakeRunner()),
+            str(inputs),
+            str(outputs),
+            visualize=True,
+            progress=False,
         )
         assert summary.total == 3
     assert summary.skipped == 3
@@ -166,4 +170,6 @@ def test_output_inside_the_input_is_not_read_back_as_input(tmp_path):
 
 def test_missing_input_folder(tmp_path):
     with pytest.raises(BoxtuneError, match="does not exist"):
-        predict_folder(Predictor(FakeRunner()), str(tmp_path / "nope"), str(tmp_path / "out"))
+        predict_folder(
+            InProcessPredictor(FakeRunner()), str(tmp_path / "nope"), str(tmp_path / "out")
+        )

@@ -12,7 +12,7 @@ from boxtune.serve.contract import (
     build_response,
     parse_accept,
 )
-from boxtune.serve.predictor import Predictor
+from boxtune.serve.predictor import InProcessPredictor
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_score_threshold_filters_the_answer_only():
 
 def test_predictor_predict_bytes_matches_runner():
     image = scene(160, 120, {2: (40, 30, 100, 90)})
-    predictor = Predictor(FakeRunner(), max_detections=2)
+    predictor = InProcessPredictor(FakeRunner(), max_detections=2)
     body, content_type = predictor.predict_bytes(encode(image), "application/json;verbose")
     assert content_type == "application/json"
     assert body["classes"][0] == 2

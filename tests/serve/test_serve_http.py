@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 from serve_fakes import FakeRunner, encode, scene
 
-from boxtune.serve.predictor import Predictor
+from boxtune.serve.predictor import InProcessPredictor
 
-IN_PROCESS = Predictor(FakeRunner())
+IN_PROCESS = InProcessPredictor(FakeRunner())
 
 
 def expected(body: bytes, accept: str | None = None) -> dict:

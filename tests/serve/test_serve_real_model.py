@@ -14,7 +14,7 @@ from serve_fakes import DEFAULT_MODEL_ID, encode, scene
 from serve_process import ServerProcess
 
 from boxtune.serve.batch import predict_folder
-from boxtune.serve.predictor import Predictor
+from boxtune.serve.predictor import InProcessPredictor
 
 IMAGES = [
     encode(scene(320, 240, {0: (20, 30, 120, 90)}, seed=1)),
@@ -25,7 +25,7 @@ IMAGES = [
 
 @pytest.fixture(scope="module")
 def in_process(real_artifact):
-    return Predictor.load(str(real_artifact))
+    return InProcessPredictor.load(str(real_artifact))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_tarball_and_directory_give_the_same_answers(
     real_artifact, in_process, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("BOXTUNE_HOME", str(tmp_path / "home"))  # where the tarball unpacks
-    from_tarball = Predictor.load(str(real_artifact / "model.tar.gz"))
+    from_tarball = InProcessPredictor.load(str(real_artifact / "model.tar.gz"))
     assert from_tarball.labels == in_process.labels
     same_answer(from_tarball.predict_bytes(IMAGES[0])[0], in_process.predict_bytes(IMAGES[0])[0])
 
@@ -155,7 +155,7 @@ def test_model_from_s3(real_artifact, in_process, s3, tmp_path, monkeypatch):
     upload(real_artifact, "s3://bucket/models/model")
     upload(real_artifact / "model.tar.gz", "s3://bucket/tarballs/model.tar.gz")
     for uri in ("s3://bucket/models/model", "s3://bucket/tarballs/model.tar.gz"):
-        remote = Predictor.load(uri)
+        remote = InProcessPredictor.load(uri)
         assert uri in remote.description
         same_answer(remote.predict_bytes(IMAGES[1])[0], in_process.predict_bytes(IMAGES[1])[0])
 

@@ -170,3 +170,49 @@ def test_a_fixed_seed_repeats_on_cpu(tiny_artifact, tiny_dataset, tmp_path):
     first_weights = _tensors(tiny_artifact / "weights.safetensors")
     assert again_weights.keys() == first_weights.keys()
     assert all(np.array_equal(again_weights[k], first_weights[k]) for k in first_weights)
+
+
+CLASS_PREDICTOR = "head.class_tower.predict_pw."  # what reinitialize_top_layer replaces
+
+
+@pytest.mark.parametrize(
+    ("value", "keeps_head"), [("Auto", True), ("False", True), ("True", False)]
+)
+def test_reinitialize_top_layer_on_a_real_artifact(tiny_artifact, tiny_dataset, value, keeps_head):
+    """Incremental training with the real torch engine: Auto and False start from the
+    artifact's class head bit for bit, True from a new random one; the rest is the artifact's
+    either way."""
+    from boxtune.train.hyperparameters import parse_hyperparameters
+    from boxtune.train.model_setup import build_detector, resolve_model
+
+    setup = resolve_model(None, tiny_artifact)
+    hp = parse_hyperparameters(setup.model_id, {**TINY_HP, "reinitialize_top_layer": value})
+    lines: list[str] = []
+    detector = build_detector(setup, setup.artifact.label_map, hp, log=lines.append)
+    stored = _tensors(tiny_artifact / "weights.safetensors")
+    built = {k: v.detach().numpy() for k, v in detector.net.state_dict().items()}
+    head = [k for k in stored if k.startswith(CLASS_PREDICTOR)]
+    assert head and stored.keys() == built.keys()
+    assert all(np.array_equal(stored[k], built[k]) for k in stored if k not in head)
+    assert all(np.array_equal(stored[k], built[k]) for k in head) is keeps_head
+    assert any("starts again from random" in line for line in lines) is not keeps_head
+
+
+def test_reinitialize_top_layer_false_on_a_catalog_model_is_refused_by_name(tiny_dataset, tmp_path):
+    """The default model's pretrained weights cover the backbone only: there is no class head
+    to keep, and the run says so instead of silently training a new one."""
+    from boxtune.errors import ModelError
+
+    with pytest.raises(ModelError) as info:
+        train(
+            DEFAULT_MODEL_ID,
+            tiny_dataset,
+            None,
+            tmp_path / "out",
+            {**TINY_HP, "epochs": 1, "reinitialize_top_layer": "False"},
+            log=lambda line: None,
+            progress=False,
+        )
+    text = str(info.value)
+    assert "reinitialize_top_layer" in text and "backbone only" in text
+    assert "reinitialize_top_layer=Auto" in text

@@ -7,20 +7,16 @@ where to put the file by hand. ``BOXTUNE_OFFLINE=1`` forbids downloads altogethe
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from importlib import resources
 from pathlib import Path
 
 from boxtune.catalog.spec import ModelSpec, WeightsSource
 from boxtune.errors import ModelError
+from boxtune.fileio import DownloadError, download, sha256_file, sha256_matches
 from boxtune.paths import boxtune_home
 from boxtune.storage import is_remote, local_copy
 
-_CHUNK = 1 << 20
 _DOWNLOAD_TIMEOUT_S = 30
 # Hashes already verified in this process, keyed by (path, size, mtime): verifying a 100 MB file
 # on every model build would cost seconds.
@@ -32,22 +28,14 @@ def cached_weights_path(spec: ModelSpec) -> Path:
     return boxtune_home() / "weights" / spec.weights.file_name
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_sha256(path: Path, expected: str, *, what: str) -> None:
     """``expected`` may be a prefix of the hex digest (torchvision publishes 8 digits)."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key in _verified:
         return
-    actual = sha256_of(path)
-    if not actual.startswith(expected.lower()):
+    actual = sha256_file(path)
+    if not sha256_matches(actual, expected):
         raise ModelError(
             f"sha256 mismatch for {what}: expected {expected}…, got {actual}",
             where=str(path),
@@ -80,46 +68,21 @@ def _offline_error(spec: ModelSpec, target: Path, reason: str) -> ModelError:
 
 
 def _download(url: str, target: Path, expected_sha256: str, spec: ModelSpec) -> Path:
-    from tqdm import tqdm
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    digest = hashlib.sha256()
     try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response,
-        ):
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=f"downloading {target.name}",
-                disable=None,
-            ) as bar:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-        actual = digest.hexdigest()
-        if not actual.startswith(expected_sha256.lower()):
-            raise ModelError(
-                f"sha256 mismatch for the download of {spec.model_id}: expected "
-                f"{expected_sha256}…, got {actual}",
-                where=url,
-                hint="the server returned a different file (proxy page, truncated download?); "
-                "nothing was saved; try again or place the right file at " + str(target),
-            )
-        os.replace(tmp, target)
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise _offline_error(spec, target, f"download failed: {exc}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        download(url, target, expected_sha256=expected_sha256, timeout=_DOWNLOAD_TIMEOUT_S)
+    except DownloadError as exc:
+        if not exc.corrupt:
+            cause = exc.__cause__  # its text names the HTTP status ("HTTP Error 404: ...")
+            reason = f"download failed: {cause}" if cause else exc.reason
+            raise _offline_error(spec, target, reason) from exc
+        what = f"for the download of {spec.model_id}"
+        check, sep, details = exc.reason.partition(": ")
+        raise ModelError(
+            f"{check} {what}{sep}{details}",
+            where=url,
+            hint="the server returned a different file (proxy page, truncated download?); "
+            "nothing was saved; try again or place the right file at " + str(target),
+        ) from exc
     return target
 
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from boxtune.commands import add_backend_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -41,7 +43,7 @@ def register(subparsers) -> None:
         default=0.5,
         help="overlap needed for a match in those counts (default: %(default)s)",
     )
-    parser.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
+    add_backend_argument(parser)
     parser.add_argument(
         "--grid-images",
         type=int,
@@ -52,20 +54,13 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=_handle)
 
 
-def _load_model(model_ref: str, backend: str) -> tuple[Any, str, list | None]:
+def _load_model(model_ref: str, backend: str | None) -> tuple[Any, str, list | None]:
     """Runner, a description for the report, and the training history when it is an artifact."""
-    from boxtune.serve.loading import classify_model_ref, load_runner
+    from boxtune.model_ref import open_runner
 
-    ref = classify_model_ref(model_ref)
-    if ref.kind != "artifact":
-        runner, description = load_runner(model_ref, backend)
-        return runner, description, None
-    from boxtune.artifacts import load_artifact
-    from boxtune.engines import get_engine
-
-    artifact = load_artifact(ref.value)
-    runner = get_engine(artifact.engine).load_runner(artifact, backend)
-    return runner, f"{artifact.model_id} from {ref.value}", list(artifact.history or [])
+    opened = open_runner(model_ref, backend)
+    history = list(opened.artifact.history or []) if opened.artifact is not None else None
+    return opened.runner, opened.description, history
 
 
 def _value(value: float | None) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from boxtune.commands import add_backend_argument
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -33,7 +35,7 @@ def register(subparsers) -> None:
         help="boxes drawn by --visualize score at least this (default: "
         "%(default)s; the .out files keep every box)",
     )
-    parser.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime")
+    add_backend_argument(parser)
     parser.add_argument("--batch-size", type=int, default=4, help="images per model call")
     parser.add_argument(
         "--score-threshold",
@@ -47,9 +49,9 @@ def register(subparsers) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     from boxtune.serve.batch import SUMMARY_NAME, predict_folder
-    from boxtune.serve.predictor import Predictor
+    from boxtune.serve.predictor import InProcessPredictor
 
-    predictor = Predictor.load(
+    predictor = InProcessPredictor.load(
         args.model, backend=args.backend, score_threshold=args.score_threshold
     )
     summary = predict_folder(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from boxtune.commands import add_backend_argument
 from boxtune.serve.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServeConfig
 
 
@@ -51,12 +52,7 @@ def register(subparsers) -> None:
         default=os.environ.get("BOXTUNE_PORT", str(DEFAULT_PORT)),  # argparse applies type=
         help="default: $BOXTUNE_PORT or %(default)s",
     )
-    parser.add_argument(
-        "--backend",
-        choices=("onnxruntime", "torch"),
-        default="onnxruntime",
-        help="inference backend (default: %(default)s)",
-    )
+    add_backend_argument(parser)
     parser.add_argument(
         "--workers",
         type=_positive_int,
@@ -93,7 +89,8 @@ def register(subparsers) -> None:
         "--max-image-pixels",
         type=_positive_int,
         default=None,
-        help="decoded images with more pixels get 413 (decompression bombs; default: 50,000,000)",
+        help="decoded images with more pixels get 413 (decompression bombs; default: "
+        "$BOXTUNE_MAX_IMAGE_PIXELS or 50,000,000)",
     )
     parser.add_argument(
         "--score-threshold",

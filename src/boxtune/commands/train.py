@@ -72,7 +72,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue from OUTPUT/checkpoints/last.pt after an interruption",
+        help="continue from the last checkpoint in OUTPUT/checkpoints/ after an interruption",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_train_command)

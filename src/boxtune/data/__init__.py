@@ -1,18 +1,24 @@
 """Datasets: the managed layout, validation, importers, the sample generator and loaders.
 
-Torch is imported only by the loader functions, so reading and validating stay light.
+Framework-free throughout: loaders yield numpy batches (:class:`Batch`) that each engine
+converts itself.
 """
 
 from __future__ import annotations
 
+from boxtune.data.augment import AugmentConfig
 from boxtune.data.io import DatasetWriter, read_dataset, write_dataset
 from boxtune.data.issues import Issue, ValidationReport
+from boxtune.data.loader import Batch, BatchLoader, make_loader
 from boxtune.data.records import BoxAnnotation, DetectionDataset, ImageRecord
 from boxtune.data.sample import generate_sample_dataset
+from boxtune.data.split import split_dataset
 from boxtune.data.validate import check_dataset
 
 __all__ = [
     "AugmentConfig",
+    "Batch",
+    "BatchLoader",
     "BoxAnnotation",
     "DatasetWriter",
     "DetectionDataset",
@@ -38,16 +44,3 @@ def validate_dataset(location, *, decode_images: bool = True) -> ValidationRepor
     report = check_dataset(root, decode_images=decode_images).report
     report.root = str(location)
     return report
-
-
-def __getattr__(name: str):
-    # Lazy: these pull in torch.
-    if name in ("make_loader", "AugmentConfig", "split_dataset"):
-        from boxtune.data import augment, loader, split
-
-        return {
-            "make_loader": loader.make_loader,
-            "AugmentConfig": augment.AugmentConfig,
-            "split_dataset": split.split_dataset,
-        }[name]
-    raise AttributeError(name)

@@ -9,13 +9,14 @@ the sha256 of the first download is recorded next to the cached zip and checked 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+from boxtune import fileio
 from boxtune.data.importers.pennfudan import find_pennfudan_root, import_pennfudan
 from boxtune.data.records import DetectionDataset
 from boxtune.errors import DatasetError
@@ -26,7 +27,9 @@ PENNFUDAN_URL = "https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip"
 # users; until then the first download's hash is recorded and enforced (trust on first use).
 PENNFUDAN_SHA256: str | None = None
 PENNFUDAN_APPROX_MB = 53.7  # size of the original zip, for the progress message only
-CHUNK = 1 << 16
+
+Log = Callable[[str], None]
+_log = logging.getLogger(__name__)
 
 
 def _offline_hint(url: str) -> str:
@@ -36,12 +39,10 @@ def _offline_hint(url: str) -> str:
     )
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_MISMATCH_HINT = (
+    "the file is corrupt or not the original PennFudanPed.zip; delete it and download again, "
+    "or pass the right --sha256"
+)
 
 
 def _check_hash(actual: str, expected: str | None, source: str) -> None:
@@ -49,63 +50,52 @@ def _check_hash(actual: str, expected: str | None, source: str) -> None:
         raise DatasetError(
             f"sha256 mismatch: expected {expected.lower()}, got {actual}",
             where=source,
-            hint="the file is corrupt or not the original PennFudanPed.zip; delete it and "
-            "download again, or pass the right --sha256",
+            hint=_MISMATCH_HINT,
         )
 
 
 def download(
-    url: str, target: Path, *, expected_sha256: str | None, log=print, timeout: float = 20.0
+    url: str,
+    target: Path,
+    *,
+    expected_sha256: str | None,
+    log: Log | None = None,
+    timeout: float = 20.0,
 ) -> Path:
-    """Download ``url`` to ``target`` (atomically) with progress, checking size and sha256."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.partial-")[1])
-    digest = hashlib.sha256()
-    received = 0
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "boxtune"})
-        with urllib.request.urlopen(request, timeout=timeout) as response, tmp.open("wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            from tqdm import tqdm
+    """Download ``url`` to ``target`` (atomically) with progress, checking size and sha256.
 
-            with tqdm(
-                total=total, unit="B", unit_scale=True, desc=target.name, disable=None
-            ) as bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-        if total is not None and received != total:
+    ``log`` receives the notes (default: the ``boxtune.data.fetch`` logger, at INFO).
+    """
+    say = log or _log.info
+    try:
+        got = fileio.download(url, target, expected_sha256=expected_sha256, timeout=timeout)
+    except fileio.DownloadError as exc:
+        if exc.corrupt and exc.reason.startswith("sha256"):
+            raise DatasetError(exc.reason, where=url, hint=_MISMATCH_HINT) from exc
+        if exc.corrupt:
             raise DatasetError(
-                f"download incomplete: {received} of {total} bytes",
-                where=url,
-                hint="try again; " + _offline_hint(url),
-            )
-        actual = digest.hexdigest()
-        _check_hash(actual, expected_sha256, url)
-    except DatasetError:
-        tmp.unlink(missing_ok=True)
-        raise
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
+                f"download {exc.reason}", where=url, hint="try again; " + _offline_hint(url)
+            ) from exc
+        cause = exc.__cause__
+        reason = (getattr(cause, "reason", None) or cause) if cause else exc.reason
         raise DatasetError(f"cannot download {url}: {reason}", hint=_offline_hint(url)) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    try:
+        # fileio accepts a prefix of the digest; a pin here is the whole digest.
+        _check_hash(got.sha256, expected_sha256, url)
+    except DatasetError:
+        target.unlink(missing_ok=True)
         raise
-    os.replace(tmp, target)
-    target.with_name(target.name + ".sha256").write_text(actual + "\n")
-    log(f"downloaded {received:,} bytes, sha256 {actual}")
+    target.with_name(target.name + ".sha256").write_text(got.sha256 + "\n")
+    say(f"downloaded {got.size:,} bytes, sha256 {got.sha256}")
     return target
 
 
-def _cached_zip(url: str, expected: str | None, log) -> Path:
+def _cached_zip(url: str, expected: str | None, log: Log) -> Path:
     cache = boxtune_home() / "downloads" / "pennfudan"
     target = cache / hashlib.sha256(url.encode()).hexdigest()[:12] / "PennFudanPed.zip"
     recorded = target.with_name(target.name + ".sha256")
     if target.is_file():
-        actual = sha256_of(target)
+        actual = fileio.sha256_file(target)
         pinned = expected or (recorded.read_text().strip() if recorded.is_file() else None)
         if pinned is None or actual == pinned.lower():
             log(f"using cached {target}")
@@ -149,13 +139,15 @@ def fetch_pennfudan(
     url: str | None = None,
     sha256: str | None = None,
     overwrite: bool = False,
-    log=print,
+    log: Log | None = None,
 ) -> DetectionDataset:
     """Download (or take ``from_zip``) PennFudanPed.zip, verify it and convert it to ``dst``.
 
     ``url`` / ``BOXTUNE_PENNFUDAN_URL`` and ``sha256`` / ``BOXTUNE_PENNFUDAN_SHA256`` override
-    the defaults (mirrors, pinned hashes, tests).
+    the defaults (mirrors, pinned hashes, tests). ``log`` receives the progress notes (default:
+    the ``boxtune.data.fetch`` logger, at INFO).
     """
+    say = log or _log.info
     url = url or os.environ.get("BOXTUNE_PENNFUDAN_URL") or PENNFUDAN_URL
     expected = sha256 or os.environ.get("BOXTUNE_PENNFUDAN_SHA256") or PENNFUDAN_SHA256
     if Path(dst).exists() and not overwrite and any(Path(dst).iterdir()):
@@ -170,13 +162,13 @@ def fetch_pennfudan(
             raise DatasetError(
                 "zip file not found", where=str(zip_path), hint=f"download it from {url}"
             )
-        _check_hash(sha256_of(zip_path), expected, str(zip_path))
+        _check_hash(fileio.sha256_file(zip_path), expected, str(zip_path))
     else:
-        zip_path = _cached_zip(url, expected, log)
+        zip_path = _cached_zip(url, expected, say)
     with tempfile.TemporaryDirectory(prefix="pennfudan-") as tmp:
         root = _extract(zip_path, Path(tmp))
         dataset = import_pennfudan(root, dst, overwrite=overwrite, log=log)
-    log(
+    say(
         f"PennFudanPed: {len(dataset.images)} images, {len(dataset.annotations)} pedestrians "
         "(the dataset's licence forbids redistribution: keep it local)"
     )

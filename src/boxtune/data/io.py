@@ -15,6 +15,7 @@ from PIL import Image
 from boxtune.data.records import BBox, BoxAnnotation, DetectionDataset, ImageRecord
 from boxtune.data.validate import ANNOTATIONS, IMAGES_DIR, check_dataset
 from boxtune.errors import DatasetError
+from boxtune.fileio import replace_directory
 from boxtune.storage import is_remote, local_copy
 
 ImageSource = bytes | os.PathLike | str | Image.Image
@@ -123,18 +124,7 @@ class DatasetWriter:
             return
         dataset = DetectionDataset(self._tmp, self.images, self.annotations, self.categories)
         (self._tmp / ANNOTATIONS).write_text(json.dumps(dataset.to_json(), indent=1) + "\n")
-        _replace_dir(self._tmp, self.dst)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``; an old ``dst`` is moved aside first and removed after."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        replace_directory(self._tmp, self.dst)
 
 
 def write_dataset(

@@ -1,20 +1,29 @@
-"""Torch loading for training and evaluation: decode once, resize once, augment in numpy.
+"""Framework-free batches for training and evaluation: decode once, resize once, augment in numpy.
 
 Every image is decoded and stretched to S x S once, then served from an in-memory cache
-(bounded in bytes) on later epochs. Randomness comes from a per-sample seed drawn by the
-sampler, so a given ``seed`` gives the same batches whatever ``num_workers`` is.
+(bounded in bytes) on later epochs. Epoch ``e`` draws its order and one seed per sample from
+``default_rng([seed, e])``, and each batch is a pure function of those, so a given ``seed`` gives
+the same batches whatever ``num_workers`` is.
+
+Batches are numpy (``images`` uint8 ``[B, S, S, 3]``, RGB, channels last); each engine converts
+them itself. With ``num_workers`` > 0, a pool of threads (kept across epochs, sharing one cache)
+builds whole batches a few ahead of the consumer: PIL's decode, resize and colour steps and
+numpy's copies release the GIL, so they overlap with each other and with a training step
+running in the main thread.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import weakref
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
 
 from boxtune.data.augment import AugmentConfig, augment_sample
 from boxtune.data.images import load_rgb
@@ -22,30 +31,46 @@ from boxtune.data.records import DetectionDataset
 from boxtune.errors import DatasetError
 from boxtune.labels import LabelMap
 
-# Decoded S x S images kept per process; 320 px images take 300 KB each.
+# Decoded S x S images kept per loader; 320 px images take 300 KB each.
 DEFAULT_CACHE_BYTES = 1 << 30
+# Batches in flight per worker thread (as torch's prefetch_factor).
+PREFETCH_PER_WORKER = 2
+# Name prefix of the worker threads.
+WORKER_THREAD_PREFIX = "boxtune-loader"
+
+Plan = list[tuple[int, int]]  # (index, sample_seed) of each sample of one batch
 
 
-@dataclass
+class Batch(NamedTuple):
+    """``images`` uint8 ``[B, S, S, 3]`` (RGB, C-contiguous) and one target dict per image:
+    ``boxes`` float32 ``[N, 4]`` corner pixels in the S x S image, ``labels`` int64 ``[N]`` class
+    indices, ``image_id`` int and ``orig_size`` ``(height, width)``."""
+
+    images: np.ndarray
+    targets: list[dict[str, Any]]
+
+
 class _Cache:
-    limit: int
-    used: int = 0
+    """Decoded images by index, up to ``limit`` bytes; safe to share between threads."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
         self.items: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def get(self, index: int) -> np.ndarray | None:
         return self.items.get(index)
 
     def put(self, index: int, array: np.ndarray) -> None:
-        if self.used + array.nbytes <= self.limit:
-            self.items[index] = array
-            self.used += array.nbytes
+        with self._lock:
+            if index not in self.items and self.used + array.nbytes <= self.limit:
+                self.items[index] = array
+                self.used += array.nbytes
 
 
-class DetectionTorchDataset(Dataset):
-    """Samples ``(uint8 tensor [3, S, S], target dict)``; indexed by ``(index, sample_seed)``
-    or by a plain index."""
+class DetectionSamples:
+    """The samples of a dataset at one size: ``(uint8 [S, S, 3], target dict)`` by index."""
 
     def __init__(
         self,
@@ -81,71 +106,190 @@ class DetectionTorchDataset(Dataset):
         return len(self.records)
 
     def base_image(self, index: int) -> np.ndarray:
-        """The image stretched to S x S (uint8 HxWx3), decoded at most once per process."""
+        """The image stretched to S x S (uint8 HxWx3, read-only), decoded at most once while it
+        fits in the cache."""
         cached = self._cache.get(index)
         if cached is not None:
             return cached
         record = self.records[index]
         path = self.dataset.image_path(record)
+        size = (self.image_size, self.image_size)
         try:
             image = load_rgb(path, target_size=self.image_size)
+            if isinstance(image, np.ndarray):
+                image = Image.fromarray(image)
+            if image.size != size:
+                image = image.resize(size, Image.BILINEAR)
+            array = np.asarray(image)
         except (OSError, ValueError) as exc:
             raise DatasetError(
                 f"cannot decode image ({exc})",
                 where=str(path),
                 hint="run `boxtune data validate` on the dataset",
             ) from exc
-        size = (self.image_size, self.image_size)
-        # np.array (not asarray): a writable copy that torch can wrap without warnings.
-        array = np.array(image.resize(size, Image.BILINEAR) if image.size != size else image)
+        if array.flags.writeable:
+            array.setflags(write=False)  # shared by every epoch: nothing may change it
         self._cache.put(index, array)
         return array
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, dict]:
-        # A plain index (a caller's own sampler) gets fresh randomness; the loader's sampler
-        # passes a seed so that runs repeat exactly.
-        index, sample_seed = key if isinstance(key, tuple) else (key, None)
+    def sample(
+        self, index: int, sample_seed: int | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """One sample; with augmentation, ``sample_seed`` fixes its randomness (None: fresh)."""
         record = self.records[index]
         image = self.base_image(index)
         boxes, labels = self._targets[index]
         if self.augment is not None:
             rng = np.random.default_rng(sample_seed)
             image, boxes, labels = augment_sample(image, boxes, labels, self.augment, rng)
-        # numpy copies on one thread; torch ops here would contend with the training threads.
-        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         target = {
-            "boxes": torch.from_numpy(np.ascontiguousarray(boxes, np.float32)).reshape(-1, 4),
-            "labels": torch.from_numpy(np.ascontiguousarray(labels, np.int64)),
+            # Copies: the consumer may change them; the stored targets serve every epoch.
+            "boxes": np.array(boxes, np.float32).reshape(-1, 4),
+            "labels": np.array(labels, np.int64).reshape(-1),
             "image_id": record.id,
             "orig_size": (record.height, record.width),
         }
-        return tensor, target
+        return image, target
+
+    def batch(self, plan: Plan) -> Batch:
+        size = self.image_size
+        images = np.empty((len(plan), size, size, 3), np.uint8)
+        targets = []
+        for row, (index, sample_seed) in enumerate(plan):
+            image, target = self.sample(index, sample_seed)
+            images[row] = image
+            targets.append(target)
+        return Batch(images, targets)
 
 
-class SeededSampler(Sampler):
-    """Yields ``(index, sample_seed)``; epoch ``e`` uses ``default_rng([seed, e])``."""
+class _Prefetch:
+    """One iteration over worker threads: keeps ``window`` batches in flight, yields in order.
 
-    def __init__(self, length: int, *, shuffle: bool, seed: int):
-        self.length = length
+    Closing it (at the end, on an error, when it is dropped midway) cancels what has not
+    started; the threads stay with the loader for the next epoch.
+    """
+
+    def __init__(self, owner: BatchLoader, plans: list[Plan], window: int):
+        self._owner = owner  # keeps the loader, hence its threads, alive while iterating
+        self._plans = iter(plans)
+        self._pending: deque[Future[Batch]] = deque()
+        for _ in range(window):
+            self._submit()
+
+    def _submit(self) -> None:
+        plan = next(self._plans, None)
+        if plan is not None:
+            self._pending.append(self._owner._submit(plan))
+
+    def __iter__(self) -> _Prefetch:
+        return self
+
+    def __next__(self) -> Batch:
+        if not self._pending:
+            raise StopIteration
+        future = self._pending.popleft()
+        self._submit()
+        try:
+            return future.result()
+        except BaseException:  # a DatasetError from a worker, or Ctrl-C while waiting
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._plans = iter(())
+        while self._pending:
+            self._pending.popleft().cancel()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class BatchLoader:
+    """Iterable of :class:`Batch`; each iteration is one epoch.
+
+    An iteration uses epoch :attr:`epoch` and advances it by one; :meth:`set_epoch` chooses the
+    epoch of the next iteration (a resumed run calls it to see the batches an uninterrupted run
+    would).
+    """
+
+    def __init__(
+        self,
+        samples: DetectionSamples,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        num_workers: int = 0,
+    ):
+        self.samples = samples
+        self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.seed = seed
-        self.epoch = 0
+        self.drop_last = drop_last
+        self.num_workers = num_workers
+        self._epoch = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next iteration will use."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        epoch = int(epoch)
+        if epoch < 0:
+            raise ValueError(f"epoch {epoch} must be >= 0")
+        self._epoch = epoch
 
     def __len__(self) -> int:
-        return self.length
+        full, rest = divmod(len(self.samples), self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1
-        order = rng.permutation(self.length) if self.shuffle else np.arange(self.length)
-        seeds = rng.integers(0, 2**31 - 1, size=self.length)
-        for position, index in enumerate(order):
-            yield int(index), int(seeds[position])
+    def plans(self, epoch: int) -> list[Plan]:
+        """The ``(index, sample_seed)`` of every batch of ``epoch``."""
+        count = len(self.samples)
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(count) if self.shuffle else np.arange(count)
+        seeds = rng.integers(0, 2**31 - 1, size=count)
+        pairs = [(int(i), int(s)) for i, s in zip(order, seeds, strict=True)]
+        stop = len(self) * self.batch_size
+        return [pairs[start : start + self.batch_size] for start in range(0, stop, self.batch_size)]
 
+    def __iter__(self) -> Iterator[Batch]:
+        plans = self.plans(self._epoch)
+        self._epoch += 1
+        if self.num_workers <= 0:
+            return map(self.samples.batch, plans)
+        return _Prefetch(self, plans, PREFETCH_PER_WORKER * self.num_workers)
 
-def collate_detection(batch: list[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, list[dict]]:
-    images = torch.from_numpy(np.stack([item[0].numpy() for item in batch]))
-    return images, [item[1] for item in batch]
+    def _submit(self, plan: Plan) -> Future[Batch]:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.num_workers, thread_name_prefix=WORKER_THREAD_PREFIX
+                )
+                # Stops the threads when the loader is collected, without a reference to it.
+                self._finalizer = weakref.finalize(
+                    self, self._executor.shutdown, wait=False, cancel_futures=True
+                )
+            return self._executor.submit(self.samples.batch, plan)
+
+    def close(self) -> None:
+        """Stop the worker threads (idle ones at once, busy ones after their batch); a later
+        iteration starts new ones."""
+        with self._lock:
+            if self._finalizer is not None:
+                self._finalizer()
+            self._executor = self._finalizer = None
+
+    def __enter__(self) -> BatchLoader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def make_loader(
@@ -160,12 +304,13 @@ def make_loader(
     drop_last: bool = False,
     *,
     cache_bytes: int = DEFAULT_CACHE_BYTES,
-) -> DataLoader:
-    """A DataLoader of ``(uint8 [B, 3, S, S], targets)`` with boxes in S x S pixels.
+) -> BatchLoader:
+    """A :class:`BatchLoader` of ``Batch(images uint8 [B, S, S, 3], targets)`` with boxes in
+    S x S pixels.
 
-    Pass ``augment=None`` (or ``AugmentConfig.off()``) for validation. ``cache_bytes=0``
-    turns the decoded-image cache off. With workers, they persist across epochs to keep
-    their caches.
+    Pass ``augment=None`` (or ``AugmentConfig.off()``) for validation. ``cache_bytes=0`` turns
+    the decoded-image cache off. ``num_workers`` threads (at most one per CPU) build batches
+    ahead of the consumer and persist across epochs; 0 builds them in the caller's thread.
     """
     if batch_size < 1:
         raise DatasetError(
@@ -176,15 +321,8 @@ def make_loader(
         raise DatasetError(
             "dataset has no images", where=str(ds.root), hint="add images to the dataset"
         )
-    torch_dataset = DetectionTorchDataset(ds, label_map, image_size, augment, cache_bytes)
-    sampler = SeededSampler(len(torch_dataset), shuffle=shuffle, seed=seed)
+    samples = DetectionSamples(ds, label_map, image_size, augment, cache_bytes)
     workers = max(0, min(num_workers, os.cpu_count() or 1))
-    return DataLoader(
-        torch_dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        collate_fn=collate_detection,
-        num_workers=workers,
-        drop_last=drop_last,
-        persistent_workers=workers > 0,
+    return BatchLoader(
+        samples, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, num_workers=workers
     )

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 
 from boxtune.data.images import load_rgb
 from boxtune.data.records import DetectionDataset
+from boxtune.fileio import atomic_path
 
 BOX_COLOURS = ["#ff2d2d", "#2dff2d", "#2d8cff", "#ffe12d", "#ff2dff", "#2dffff"]
 
@@ -41,8 +42,6 @@ def contact_sheet(
         draw.text((4, 4), f"id {record.id}", fill="white")
         sheet.paste(image, ((n % columns) * cell, (n // columns) * cell))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sheet.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path

@@ -57,12 +57,12 @@ class BoxAnnotation:
     def to_json(self) -> dict:
         return {
             "image_id": self.image_id,
-            "bbox": [_plain(v) for v in self.bbox],
+            "bbox": [_compact_coordinate(v) for v in self.bbox],
             "category_id": self.category_id,
         }
 
 
-def _plain(value: float) -> float | int:
+def _compact_coordinate(value: float) -> float | int:
     """Write whole-number coordinates as ints so files stay readable."""
     return int(value) if float(value).is_integer() else round(float(value), 3)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -31,6 +31,21 @@ if TYPE_CHECKING:
 Init = Literal["pretrained", "random"]
 # Which checkpoint of a run: the latest one (for --resume) or the best one (for export).
 CheckpointRole = Literal["last", "best"]
+
+
+class OptimizerSettings(Protocol):
+    """The hyperparameters an engine's optimizer reads (``boxtune.train.Hyperparameters``
+    has them all, with the managed algorithm's names; they are Keras's names too)."""
+
+    optimizer: str
+    learning_rate: float
+    momentum: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    rho: float
+    initial_accumulator_value: float
+    gradient_clip_norm: float  # 0: no clipping
 
 
 class Runner(ABC):
@@ -73,7 +88,7 @@ class Detector(ABC):
         """head_only: freeze every parameter and batch-norm statistic outside the head."""
 
     @abstractmethod
-    def configure_optimizer(self, hyperparameters: Any) -> list[str]:
+    def configure_optimizer(self, settings: OptimizerSettings) -> list[str]:
         """Build the optimizer; return the names of options ignored by that optimizer."""
 
     @abstractmethod

@@ -11,25 +11,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from boxtune.data.images import load_rgb_array
+from boxtune.data.records import DetectionDataset, ImageRecord
 from boxtune.detections import Detections
 from boxtune.engines.base import Runner
 from boxtune.errors import DatasetError, ModelError
 
 
-def image_path(dataset: Any, record: Any) -> Path:
-    if hasattr(dataset, "image_path"):
-        return Path(dataset.image_path(record))
-    return Path(dataset.root) / "images" / record.file_name
+def image_path(dataset: DetectionDataset, record: ImageRecord) -> Path:
+    return Path(dataset.image_path(record))
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB pixels of an image file, as the runner expects them."""
+def read_pixels(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB pixels of a dataset image, decoded as everywhere else in boxtune
+    (:func:`boxtune.data.images.load_rgb_array`), as the runner expects them."""
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as exc:
+        return load_rgb_array(path)
+    except (OSError, SyntaxError, ValueError) as exc:  # ImageProblem is a ValueError
         raise DatasetError(
             f"cannot decode image ({exc})",
             where=str(path),
@@ -57,7 +56,7 @@ def _predict_one(runner: Runner, pixels: np.ndarray, where: str) -> Detections:
 
 
 def predict_dataset(
-    runner: Runner, dataset: Any, *, progress: bool = True
+    runner: Runner, dataset: DetectionDataset, *, progress: bool = True
 ) -> tuple[dict[int, Detections], dict[str, Any]]:
     """Detections per image id and the speed of the runner on this machine.
 
@@ -73,7 +72,7 @@ def predict_dataset(
     for index, record in enumerate(_progress(records, progress, "evaluating")):
         path = image_path(dataset, record)
         started = time.perf_counter()
-        pixels = load_rgb(path)
+        pixels = read_pixels(path)
         decode_ms.append((time.perf_counter() - started) * 1000)
         if index == 0:
             started = time.perf_counter()
@@ -101,7 +100,7 @@ def speed_summary(
         "warmup_ms": warmup_ms,
         "decode_mean_ms": float(np.mean(decode_ms)) if decode_ms else None,
         "runner": type(runner).__name__,
-        "backend": getattr(runner, "backend", None),
+        "backend": runner.backend,
         "machine": {
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),

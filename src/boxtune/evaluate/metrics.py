@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from boxtune.data.records import DetectionDataset
 from boxtune.detections import Detections
 from boxtune.errors import DatasetError, ModelError
 from boxtune.evaluate.coco import RECALL_POINTS, CocoInput, CocoMetrics, compute_coco_metrics
@@ -101,15 +102,15 @@ class EvaluationResult:
         }
         if self.speed is not None:
             data["speed"] = self.speed
-        return _plain_json(data)
+        return _json_safe(data)
 
 
-def _plain_json(value: Any) -> Any:
+def _json_safe(value: Any) -> Any:
     """Plain Python types only, NaN/inf as None, so ``json.dumps`` gives strict JSON."""
     if isinstance(value, Mapping):
-        return {str(k): _plain_json(v) for k, v in value.items()}
+        return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
-        return [_plain_json(v) for v in value]
+        return [_json_safe(v) for v in value]
     if isinstance(value, bool | np.bool_):
         return bool(value)
     if isinstance(value, int | np.integer):
@@ -130,13 +131,13 @@ def _f1(precision: float | None, recall: float | None) -> float | None:
     return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
-def _ground_truth_classes(dataset: Any, label_map: LabelMap) -> dict[int, int]:
+def _ground_truth_classes(dataset: DetectionDataset, label_map: LabelMap) -> dict[int, int]:
     """category_id of the dataset -> class index of the model.
 
     Ids are used as they are when they are the model's; otherwise categories are matched by name
     (a COCO-pretrained model evaluated on a dataset with its own ids for "person", say).
     """
-    categories: dict[int, str] = dict(getattr(dataset, "categories", {}) or {})
+    categories: dict[int, str] = dict(dataset.categories)
     annotated = {a.category_id for a in dataset.annotations}
     used = annotated | set(categories)
     by_name = {name: i for i, name in enumerate(label_map.names)}
@@ -154,7 +155,7 @@ def _ground_truth_classes(dataset: Any, label_map: LabelMap) -> dict[int, int]:
         raise DatasetError(
             f"ground-truth categories {', '.join(unknown)} are not classes of the model "
             f"(model classes: {', '.join(f'{c}={n!r}' for c, n in known)})",
-            where=f"{getattr(dataset, 'root', 'dataset')}/annotations.json",
+            where=f"{dataset.root}/annotations.json",
             hint="evaluate on a dataset with the model's categories (same category_id or the "
             "same name), or train a model on this dataset's classes",
         )
@@ -199,7 +200,7 @@ class _Collected:
 
     @classmethod
     def gather(
-        cls, dataset: Any, predictions: Mapping[int, Detections], label_map: LabelMap
+        cls, dataset: DetectionDataset, predictions: Mapping[int, Detections], label_map: LabelMap
     ) -> _Collected:
         image_ids = [int(r.id) for r in dataset.images]
         _check_predictions(predictions, set(image_ids), len(label_map))

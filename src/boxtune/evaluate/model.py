@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from boxtune import __version__
+from boxtune.data.records import DetectionDataset
 from boxtune.detections import Detections
 from boxtune.engines.base import Runner
 from boxtune.errors import DatasetError
 from boxtune.evaluate import plots
 from boxtune.evaluate.drawing import draw_matches
-from boxtune.evaluate.inference import image_path, load_rgb, predict_dataset
+from boxtune.evaluate.inference import image_path, predict_dataset, read_pixels
 from boxtune.evaluate.metrics import EvaluationResult, evaluate_detections
 from boxtune.evaluate.report import ReportContent, write_report
 from boxtune.storage import is_remote, upload
@@ -53,7 +54,7 @@ def _safe_name(index: int, file_name: str) -> str:
 
 def _draw_grid(
     result: EvaluationResult,
-    dataset: Any,
+    dataset: DetectionDataset,
     predictions: dict[int, Detections],
     score_threshold: float,
     count: int,
@@ -61,7 +62,7 @@ def _draw_grid(
     names = [c.name for c in result.per_class]
     to_class = {c.category_id: c.index for c in result.per_class}
     by_name = {c.name: c.index for c in result.per_class}
-    categories = dict(getattr(dataset, "categories", {}) or {})
+    categories = dict(dataset.categories)
     records = {int(r.id): r for r in dataset.images}
     drawn = []
     for n, image_id in enumerate(pick_grid_images(result, list(records), count)):
@@ -78,7 +79,7 @@ def _draw_grid(
         kept = predictions.get(image_id, Detections.empty()).above(score_threshold)
         match = result.image_matches[image_id]
         picture = draw_matches(
-            load_rgb(image_path(dataset, record)), gt_boxes, gt_classes, kept, match, names
+            read_pixels(image_path(dataset, record)), gt_boxes, gt_classes, kept, match, names
         )
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG", optimize=True)
@@ -93,7 +94,7 @@ def _draw_grid(
 
 def evaluate_model(
     runner: Runner,
-    dataset: Any,
+    dataset: DetectionDataset,
     output_dir: str | Path,
     score_threshold: float = 0.5,
     history: Sequence[dict[str, Any]] | None = None,
@@ -113,7 +114,7 @@ def evaluate_model(
     if not list(dataset.images):
         raise DatasetError(
             "the dataset holds no images",
-            where=str(getattr(dataset, "root", "dataset")),
+            where=str(dataset.root),
             hint="evaluate on a dataset with images/ and annotations.json listing them",
         )
     predictions, speed = predict_dataset(runner, dataset, progress=progress)

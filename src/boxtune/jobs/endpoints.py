@@ -79,7 +79,7 @@ def start_endpoint(
     name: str | None = None,
     port: int | None = None,
     host: str = "127.0.0.1",
-    backend: str = "onnxruntime",
+    backend: str | None = None,
     model_id: str | None = None,
     job_name: str | None = None,
     extra_args: list[str] | None = None,
@@ -89,7 +89,8 @@ def start_endpoint(
 ) -> EndpointRecord:
     """Start ``boxtune serve --model MODEL`` detached; with ``wait``, return once /ping is 200.
 
-    ``model`` is an artifact location (dir, model.tar.gz, s3://) or a deployable model_id.
+    ``model`` is an artifact location (dir, model.tar.gz, s3://) or a deployable model_id;
+    ``backend=None`` lets the model's engine pick its default.
     """
     registry = registry or Registry()
     name = validate_name(name, "endpoint") if name else name_from_base(model_id or "boxtune")
@@ -109,8 +110,7 @@ def start_endpoint(
         host,
         "--port",
         str(port),
-        "--backend",
-        backend,
+        *(["--backend", backend] if backend else []),
         *(extra_args or []),
     )
     record = EndpointRecord(

@@ -316,11 +316,13 @@ def resume_job(name: str, registry: Registry | None = None) -> JobRecord:
             f"training job {name} is {job.status}; only stopped or failed jobs resume",
             hint=f"`boxtune jobs show {name}`",
         )
-    checkpoint = Path(job.work_dir) / TRAIN_OUTPUT_DIR / "checkpoints" / "last.pt"
-    if not checkpoint.exists():
+    from boxtune.train.checkpoints import CHECKPOINT_DIR, find_checkpoint
+
+    checkpoint_dir = Path(job.work_dir) / TRAIN_OUTPUT_DIR / CHECKPOINT_DIR
+    if find_checkpoint(checkpoint_dir, "last") is None:
         raise BoxtuneError(
             f"training job {name} has no checkpoint to resume from",
-            where=str(checkpoint),
+            where=str(checkpoint_dir),
             hint="it ended before its first checkpoint: start a new job (the failure reason: "
             f"`boxtune jobs show {name}`)",
         )

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,8 @@ from boxtune import storage
 from boxtune.errors import BoxtuneError, ModelError, TrainingError
 from boxtune.sdk.notices import ignore_platform_arguments
 from boxtune.sdk.predictor import Predictor
+
+_log = logging.getLogger(__name__)
 
 CHANNELS = ("training", "validation", "model")
 
@@ -124,10 +127,9 @@ def _wait(name: str, logs: Any) -> None:
         else:
             job = wait_for_job(name)
     except KeyboardInterrupt:
-        print(
-            f"\nboxtune: stopped waiting; training job {name} keeps running in the background "
-            f"(`boxtune jobs logs {name} --follow`, `boxtune jobs stop {name}`)",
-            file=sys.stderr,
+        _log.info(
+            f"stopped waiting; training job {name} keeps running in the background "
+            f"(`boxtune jobs logs {name} --follow`, `boxtune jobs stop {name}`)"
         )
         raise
     if job.status != "completed":
@@ -286,10 +288,11 @@ class Estimator:
             base_name=self.base_job_name or self.model_id or "boxtune-incremental",
         )
         self.latest_training_job = TrainingJob(job.name)
-        print(
-            f"boxtune: training job {job.name} submitted (log: {job.log_path}); the model "
-            f"will be at {job.model_data}",
-            file=sys.stderr,
+        _log.info(
+            "training job %s submitted (log: %s); the model will be at %s",
+            job.name,
+            job.log_path,
+            job.model_data,
         )
         if wait:
             _wait(job.name, logs)
@@ -333,7 +336,7 @@ class Estimator:
         *,
         port: int | None = None,
         host: str = "127.0.0.1",
-        backend: str = "onnxruntime",
+        backend: str | None = None,
         wait: bool = True,
         **platform: Any,
     ) -> Predictor:

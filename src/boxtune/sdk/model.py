@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any
 
 from boxtune.errors import ModelError
@@ -76,7 +76,7 @@ class Model:
         *,
         port: int | None = None,
         host: str = "127.0.0.1",
-        backend: str = "onnxruntime",
+        backend: str | None = None,
         wait: bool = True,
         **platform: Any,
     ) -> Predictor:
@@ -114,7 +114,7 @@ def start_background_endpoint(
     name: str | None,
     port: int | None,
     host: str,
-    backend: str,
+    backend: str | None,
     wait: bool,
     platform: dict[str, Any],
     job_name: str | None = None,
@@ -134,8 +134,8 @@ def start_background_endpoint(
         job_name=job_name,
         wait=wait,
     )
-    print(
-        f"boxtune: endpoint {endpoint.name} serving {model_ref} at {endpoint.url}", file=sys.stderr
+    logging.getLogger(__name__).info(
+        "endpoint %s serving %s at %s", endpoint.name, model_ref, endpoint.url
     )
     return endpoint
 
@@ -145,14 +145,11 @@ def _is_our_predictor(cls: Any) -> bool:
 
 
 def _check_deployable(model_id: str) -> None:
-    from boxtune.catalog import get_spec
+    from boxtune.model_ref import deployable_spec
 
-    spec = get_spec(model_id)
-    if not spec.deployable:
-        raise ModelError(
-            f"{model_id} cannot be deployed without fine-tuning: its pretrained weights cover "
-            f"the {spec.weights.describes} only",
-            where="Model(model_id=...)",
-            hint=f'fine-tune it first: Estimator(model_id="{model_id}").fit(...).deploy(), or '
-            "pick a deployable model (`boxtune models list`)",
-        )
+    deployable_spec(
+        model_id,
+        where="Model(model_id=...)",
+        hint=f'fine-tune it first: Estimator(model_id="{model_id}").fit(...).deploy(), or '
+        "pick a deployable model (`boxtune models list`)",
+    )

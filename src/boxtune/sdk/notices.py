@@ -1,14 +1,19 @@
 """One-line notices for the managed platform's arguments that mean nothing on this machine.
 
 Code written for the managed SDK passes roles, instance types, container images and sessions;
-boxtune accepts them so the code runs unchanged, and says once which ones it ignored.
+boxtune accepts them so the code runs unchanged, and says once which ones it ignored (a
+:class:`~boxtune.errors.BoxtuneWarning`, pointing at the caller's line).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from collections.abc import Mapping
 from typing import Any
+
+from boxtune.errors import BoxtuneWarning
 
 # Arguments of the managed SDK's Estimator/Model/deploy that have no local meaning.
 PLATFORM_ONLY = frozenset(
@@ -78,14 +83,24 @@ PLATFORM_ONLY = frozenset(
 )
 
 _already_said: set[tuple[str, frozenset[str]]] = set()
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _is_set(value: Any) -> bool:
     return value is not None and value != {} and value != []
 
 
+def _stacklevel_outside_boxtune() -> int:
+    """The ``stacklevel`` that makes a warning issued by our caller name the first frame outside
+    the boxtune package: the user's line, however deep inside boxtune the notice was raised."""
+    level, frame = 2, sys._getframe(2)  # 2: the caller of the function calling warnings.warn
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
 def ignore_platform_arguments(owner: str, arguments: Mapping[str, Any]) -> list[str]:
-    """Print (once per owner and set of names) which arguments were ignored; returns them."""
+    """Warn (once per owner and set of names) which arguments were ignored; returns them."""
     ignored = sorted(name for name, value in arguments.items() if _is_set(value))
     if not ignored:
         return []
@@ -94,10 +109,10 @@ def ignore_platform_arguments(owner: str, arguments: Mapping[str, Any]) -> list[
     if key not in _already_said:
         _already_said.add(key)
         line = (
-            f"boxtune: {owner} ignores {', '.join(ignored)} (managed-platform settings; "
+            f"{owner} ignores {', '.join(ignored)} (managed-platform settings; "
             "boxtune runs on this machine)"
         )
         if unknown:
             line += f"; not platform arguments either, check the spelling: {', '.join(unknown)}"
-        print(line, file=sys.stderr)
+        warnings.warn(line, BoxtuneWarning, stacklevel=_stacklevel_outside_boxtune())
     return ignored

@@ -33,7 +33,7 @@ from boxtune.serve.contract import (
     UnsupportedAcceptError,
     parse_accept,
 )
-from boxtune.serve.predictor import Predictor
+from boxtune.serve.predictor import InProcessPredictor
 
 log = logging.getLogger("boxtune.serve")
 
@@ -61,7 +61,7 @@ DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 class ModelState:
     """What the background loader produced; read by the request handlers."""
 
-    predictor: Predictor | None = None
+    predictor: InProcessPredictor | None = None
     error: str | None = None
     load_seconds: float | None = None
 
@@ -85,7 +85,7 @@ def error_response(err: ErrorResponse) -> Response:
     return response
 
 
-def create_app(config: ServeConfig, predictor: Predictor | None = None) -> ASGIApp:
+def create_app(config: ServeConfig, predictor: InProcessPredictor | None = None) -> ASGIApp:
     """The ASGI app; pass ``predictor`` to serve an already loaded one (tests, embedding)."""
     state = ModelState()
     if predictor is not None:
@@ -101,7 +101,7 @@ def create_app(config: ServeConfig, predictor: Predictor | None = None) -> ASGIA
     def load_model() -> None:
         started = time.perf_counter()
         try:
-            state.predictor = Predictor.load(
+            state.predictor = InProcessPredictor.load(
                 config.model,
                 backend=config.backend,
                 score_threshold=config.score_threshold,
@@ -219,17 +219,15 @@ def create_app(config: ServeConfig, predictor: Predictor | None = None) -> ASGIA
 
 
 def app_from_env() -> ASGIApp:
-    """App factory for uvicorn worker processes (``boxtune serve --workers N``)."""
-    _configure_logging()
+    """App factory for uvicorn worker processes (``boxtune serve --workers N``): they log as
+    the CLI process does."""
+    from boxtune import console
+
+    console.configure()
     return create_app(ServeConfig.from_env())
 
 
-def _configure_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
-
-
-def _decode_and_predict(predictor: Predictor, bodies: list[bytes]) -> list:
+def _decode_and_predict(predictor: InProcessPredictor, bodies: list[bytes]) -> list:
     """Runs on the inference thread: decoding there too saves two thread hand-offs per request
     (they cost milliseconds on a busy CPU). One bad body fails only its own request."""
     outcomes: list = [None] * len(bodies)
@@ -246,7 +244,7 @@ def _decode_and_predict(predictor: Predictor, bodies: list[bytes]) -> list:
     return outcomes
 
 
-def _require_predictor(state: ModelState) -> Predictor:
+def _require_predictor(state: ModelState) -> InProcessPredictor:
     if state.predictor is None:
         raise RuntimeError("model not loaded")
     return state.predictor

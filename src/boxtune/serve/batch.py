@@ -12,20 +12,20 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from boxtune.data.images import IMAGE_SUFFIXES
 from boxtune.errors import BoxtuneError
+from boxtune.fileio import atomic_path
 from boxtune.paths import boxtune_home
 from boxtune.serve.codec import DecodedImage
 from boxtune.serve.contract import ResponseFormat
-from boxtune.serve.predictor import Predictor
+from boxtune.serve.predictor import InProcessPredictor
 from boxtune.serve.visualize import DEFAULT_MIN_SCORE, draw_answer
 from boxtune.storage import filesystem, is_remote, local_copy, upload
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 OUTPUT_SUFFIX = ".out"
 VISUALIZATION_DIR = "visualizations"
 SUMMARY_NAME = "predict-summary.json"
@@ -112,22 +112,15 @@ class _Output:
     def write(self, rel: str, write_to: Callable[[Path], None]) -> None:
         """Write via a temp file in the same folder, rename, then upload if remote."""
         target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_path(target) as tmp:
             write_to(tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
         if self.remote:
             upload(target, f"{self.location.rstrip('/')}/{rel}")
             self._existing.add(rel)
 
 
 def predict_folder(
-    predictor: Predictor,
+    predictor: InProcessPredictor,
     input_location: str,
     output_location: str,
     *,
@@ -214,7 +207,7 @@ def predict_folder(
     return summary
 
 
-def _predict(predictor: Predictor, decoded: list[tuple[str, DecodedImage]], fail):
+def _predict(predictor: InProcessPredictor, decoded: list[tuple[str, DecodedImage]], fail):
     """(rel, image, answer) per decoded image; a failing batch is retried image by image so
     one bad image does not sink the others."""
     if not decoded:

@@ -1,10 +1,13 @@
 """Request bodies to RGB pixels: safe image decoding with precise reasons for refusals.
 
-Only raster formats whose Pillow decoders need no external programs are accepted (EPS would
-run Ghostscript), the pixel count is checked from the header before any pixel is decoded
-(decompression bombs) and every mode ends up as 8-bit RGB. EXIF orientation is deliberately
-not applied: boxes refer to the stored pixel grid, as in training data (annotations and their
-width/height) and in the managed service, whose clients scale by the stored size.
+The formats, the pixel limit and the decoding to RGB are those of :mod:`boxtune.data.images`,
+shared with training and evaluation: the formats whose Pillow decoders need no external
+programs (EPS would run Ghostscript), the pixel count checked from the header before any pixel
+is decoded (decompression bombs), every mode ending up as 8-bit RGB. EXIF orientation is
+deliberately not applied: boxes refer to the stored pixel grid, as in training data
+(annotations and their width/height) and in the managed service, whose clients scale by the
+stored size. This module adds what a server needs: error classes with HTTP meanings and
+messages that say what was sent.
 """
 
 from __future__ import annotations
@@ -16,12 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from boxtune.data.images import SUPPORTED_FORMATS, open_image, pixel_limit, to_rgb_array
 from boxtune.errors import BoxtuneError
-
-# Formats Pillow decodes natively without helper programs (the JPEG opener also reads MPO, the
-# multi-picture JPEG that many phone cameras write).
-SAFE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
-DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: a 8660 x 5773 photo; far above any detector input
 
 _SIGNATURES = {
     b"\xff\xd8\xff": "JPEG",
@@ -91,9 +90,14 @@ def describe_prefix(body: bytes, count: int = 8) -> str:
 
 
 def decode_image(
-    body: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, source: str = "request body"
+    body: bytes, *, max_pixels: int | None = None, source: str = "request body"
 ) -> DecodedImage:
-    """Decode ``body`` into RGB pixels or raise ImageDecodeError / ImageTooLargeError."""
+    """Decode ``body`` into RGB pixels or raise ImageDecodeError / ImageTooLargeError.
+
+    ``max_pixels``: the pixel limit; None for the shared one (``boxtune.data.images``).
+    """
+    if max_pixels is None:
+        max_pixels = pixel_limit()
     if not body:
         raise ImageDecodeError(
             "empty body: no image bytes were sent",
@@ -101,9 +105,8 @@ def decode_image(
             hint="send the raw bytes of one JPEG or PNG image as the body",
         )
     sniffed = sniff_format(body)
-    Image.init()  # registers every plugin once; Image.open(formats=...) expects them loaded
     try:
-        image = Image.open(io.BytesIO(body), formats=SAFE_FORMATS)
+        image = open_image(io.BytesIO(body))
     except Image.DecompressionBombError as exc:
         raise _too_large(str(exc), max_pixels, source) from exc
     except UnidentifiedImageError as exc:
@@ -112,13 +115,14 @@ def decode_image(
             raise ImageDecodeError(
                 f"unsupported image format: {unsupported}",
                 where=source,
-                hint=f"convert it to JPEG or PNG first (accepted: {', '.join(SAFE_FORMATS)})",
+                hint=f"convert it to JPEG or PNG first (accepted: {', '.join(SUPPORTED_FORMATS)})",
             ) from exc
         if sniffed is None:
             raise ImageDecodeError(
                 f"not an image: starts with bytes {describe_prefix(body)}",
                 where=source,
-                hint=f"send the raw bytes of a JPEG or PNG (accepted: {', '.join(SAFE_FORMATS)})",
+                hint="send the raw bytes of a JPEG or PNG "
+                f"(accepted: {', '.join(SUPPORTED_FORMATS)})",
             ) from exc
         raise ImageDecodeError(
             f"truncated or corrupt {sniffed}: its header cannot be read "
@@ -138,28 +142,12 @@ def decode_image(
         raise _too_large(f"{fmt} of {width}x{height} pixels", max_pixels, source)
     try:
         image.load()
-        pixels = _to_rgb_array(image)
+        pixels = to_rgb_array(image)
     except Image.DecompressionBombError as exc:
         raise _too_large(str(exc), max_pixels, source) from exc
     except Exception as exc:
         raise _corrupt(fmt, exc, body, source) from exc
     return DecodedImage(pixels=pixels, format=fmt)
-
-
-def _to_rgb_array(image: Image.Image) -> np.ndarray:
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit / float greyscale: scale to 8 bits instead of clipping at 255
-        values = np.asarray(image, dtype=np.float32)
-        top = float(values.max()) if values.size else 0.0
-        scaled = values * (255.0 / top) if top > 255.0 else values
-        grey = np.clip(scaled, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # Transparent pixels onto white, as browsers and viewers show them
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
 
 
 def _too_large(detail: str, max_pixels: int, source: str) -> ImageTooLargeError:

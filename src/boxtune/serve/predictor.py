@@ -1,54 +1,67 @@
 """The in-process predictor: the same answers as the HTTP endpoint, without HTTP.
 
->>> predictor = Predictor.load("out/model")          # or model.tar.gz, s3://..., a model_id
+>>> predictor = InProcessPredictor.load("out/model")  # or model.tar.gz, s3://..., a model_id
 >>> body, content_type = predictor.predict_bytes(open("cat.jpg", "rb").read(),
 ...                                              "application/json;verbose")
+
+Not to be confused with ``boxtune.sdk.Predictor``, the managed SDK's HTTP client of a running
+endpoint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from boxtune.data.images import pixel_limit
 from boxtune.detections import Detections
 from boxtune.engines.base import Runner
 from boxtune.labels import LabelMap
-from boxtune.serve.codec import DEFAULT_MAX_PIXELS, DecodedImage, decode_image
+from boxtune.model_ref import open_runner
+from boxtune.serve.codec import DecodedImage, decode_image
 from boxtune.serve.contract import (
     JSON_CONTENT_TYPE,
     ResponseFormat,
     build_response,
     parse_accept,
 )
-from boxtune.serve.loading import load_runner
 
 DEFAULT_MAX_DETECTIONS = 100
 
 
 @dataclass
-class Predictor:
-    """A Runner plus the contract: decoding, score threshold, detection cap, JSON answer."""
+class InProcessPredictor:
+    """A Runner plus the contract: decoding, score threshold, detection cap, JSON answer.
+
+    ``max_image_pixels`` defaults to the shared pixel limit (``boxtune.data.images``,
+    ``$BOXTUNE_MAX_IMAGE_PIXELS``) at the time the predictor is made.
+    """
 
     runner: Runner
     description: str = "custom runner"
     score_threshold: float | None = None
     max_detections: int = DEFAULT_MAX_DETECTIONS
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    max_image_pixels: int = field(default_factory=pixel_limit)
 
     @classmethod
     def load(
         cls,
         model_ref: str,
-        backend: str = "onnxruntime",
+        backend: str | None = None,
         score_threshold: float | None = None,
         max_detections: int = DEFAULT_MAX_DETECTIONS,
-        max_image_pixels: int = DEFAULT_MAX_PIXELS,
-    ) -> Predictor:
+        max_image_pixels: int | None = None,
+    ) -> InProcessPredictor:
         """model_ref: artifact dir, model.tar.gz, s3:// URI, deployable model_id, or
-        ``py:module:function`` returning a Runner."""
-        runner, description = load_runner(model_ref, backend)
+        ``py:module:function`` returning a Runner. ``backend``: one of the engine's inference
+        backends, None for the engine's default. ``max_image_pixels``: None for the shared
+        pixel limit."""
+        opened = open_runner(model_ref, backend)
+        runner, description = opened.runner, opened.description
+        if max_image_pixels is None:
+            max_image_pixels = pixel_limit()
         return cls(runner, description, score_threshold, max_detections, max_image_pixels)
 
     @property

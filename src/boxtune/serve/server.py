@@ -13,8 +13,8 @@ import shutil
 import signal
 import tempfile
 
+from boxtune.model_ref import check_model_ref
 from boxtune.serve.config import CONFIG_ENV, ServeConfig
-from boxtune.serve.loading import check_model_ref
 from boxtune.serve.metrics import MULTIPROC_ENV
 
 APP_FACTORY = "boxtune.serve.app:app_from_env"

@@ -1,5 +1,7 @@
 """Checkpoints for --resume: the engine saves model and optimizer, the trainer adds its state.
 
+A run's checkpoints live in ``OUTPUT/checkpoints/``, named by the engine
+(``Engine.checkpoint_name``: a file such as ``last.pt``, or a directory of index + shards).
 The trainer's state travels as one JSON string inside the engine's ``extra`` dict, so it survives
 any serializer the engine uses (including torch's ``weights_only`` loading).
 """
@@ -12,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from boxtune.engines.base import Detector
+from boxtune.engines.base import CheckpointRole, Detector
+from boxtune.fileio import move_into_place, remove_path
 
 STATE_KEY = "boxtune_trainer_state"
 FORMAT_VERSION = 1
@@ -56,15 +59,31 @@ class TrainerState:
             ) from exc
 
 
+CHECKPOINT_DIR = "checkpoints"
+
+
+def find_checkpoint(checkpoint_dir: Path, role: CheckpointRole) -> Path | None:
+    """The ``role`` checkpoint in ``checkpoint_dir`` whatever engine named it (``last.pt``,
+    ``last/``...), without knowing the engine; None when there is none."""
+    if not checkpoint_dir.is_dir():
+        return None
+    for entry in sorted(checkpoint_dir.iterdir()):
+        if entry.name == role or entry.name.startswith(f"{role}."):
+            return entry
+    return None
+
+
 def save(detector: Detector, path: Path, state: TrainerState) -> None:
-    """Write atomically: a kill mid-write leaves the previous checkpoint intact."""
+    """Write atomically, file or directory: a kill mid-write leaves the previous checkpoint
+    intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staging = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    remove_path(staging)
     try:
-        detector.save_checkpoint(tmp, state.to_extra())
-        os.replace(tmp, path)
+        detector.save_checkpoint(staging, state.to_extra())
+        move_into_place(staging, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        remove_path(staging)
 
 
 def load(detector: Detector, path: Path) -> TrainerState:

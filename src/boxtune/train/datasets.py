@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from boxtune.data import AugmentConfig, BatchLoader, DetectionDataset, make_loader, read_dataset
+from boxtune.data.augment import PRESETS
+from boxtune.data.split import split_dataset
 from boxtune.errors import DatasetError, HyperparameterError
 from boxtune.labels import LabelMap
 from boxtune.train.hyperparameters import Hyperparameters
@@ -16,8 +18,8 @@ _SHOWN_WARNINGS = 5
 
 @dataclass
 class TrainingData:
-    train: Any  # boxtune.data.DetectionDataset
-    validation: Any
+    train: DetectionDataset
+    validation: DetectionDataset
     label_map: LabelMap
     validation_source: str  # "channel" or "split"
 
@@ -27,8 +29,6 @@ def load_training_data(
 ) -> TrainingData:
     """Read (and validate) the channels; without a validation channel, hold out a stratified
     ``validation_split_ratio`` of the training images. The label map is the training data's."""
-    from boxtune.data import read_dataset, split_dataset
-
     full = read_dataset(training)
     _log_warnings(full, training, log)
     label_map = full.label_map
@@ -65,10 +65,10 @@ def load_training_data(
     return TrainingData(train, val, label_map, "split")
 
 
-def _log_warnings(dataset: Any, location: str, log: Callable[[str], None]) -> None:
-    warnings = list(getattr(dataset, "warnings", []) or [])
+def _log_warnings(dataset: DetectionDataset, location: str, log: Callable[[str], None]) -> None:
+    warnings = dataset.warnings
     for issue in warnings[:_SHOWN_WARNINGS]:
-        log(issue.render() if hasattr(issue, "render") else str(issue))
+        log(issue.render())
     if len(warnings) > _SHOWN_WARNINGS:
         log(
             f"... and {len(warnings) - _SHOWN_WARNINGS} more dataset warnings "
@@ -76,32 +76,28 @@ def _log_warnings(dataset: Any, location: str, log: Callable[[str], None]) -> No
         )
 
 
-def augment_config(hp: Hyperparameters) -> Any:
+def augment_config(hp: Hyperparameters) -> AugmentConfig | None:
     """The data layer's AugmentConfig for ``hp.augmentation`` (None when it is off)."""
-    from boxtune.data import augment
-
     if hp.augmentation == "False":
         return None
     if hp.augmentation == "True":
-        return augment.AugmentConfig()
-    presets = getattr(augment, "PRESETS", {})
-    if hp.augmentation not in presets:
+        return AugmentConfig()
+    if hp.augmentation not in PRESETS:
         raise HyperparameterError(
             f"unknown augmentation preset {hp.augmentation!r}",
             where="augmentation",
-            hint=f"use True, False or one of {', '.join(presets) or '(none defined)'}",
+            hint=f"use True, False or one of {', '.join(PRESETS)}",
         )
-    preset = presets[hp.augmentation]
-    return preset() if callable(preset) else preset
+    return PRESETS[hp.augmentation]
 
 
-def make_loaders(data: TrainingData, hp: Hyperparameters, image_size: int) -> tuple[Any, Any]:
+def make_loaders(
+    data: TrainingData, hp: Hyperparameters, image_size: int
+) -> tuple[BatchLoader, BatchLoader]:
     """Training loader (shuffled, augmented) and validation loader (in order, plain).
 
     Both are built once: the loader caches decoded images across epochs.
     """
-    from boxtune.data import make_loader
-
     workers = hp.resolved_num_workers()
     train_loader = make_loader(
         data.train,
@@ -124,11 +120,3 @@ def make_loaders(data: TrainingData, hp: Hyperparameters, image_size: int) -> tu
         seed=hp.seed,
     )
     return train_loader, val_loader
-
-
-def set_epoch(loader: Any, epoch: int) -> None:
-    """Make the shuffled order and augmentation of ``epoch`` independent of earlier epochs, so a
-    resumed run sees exactly the batches an uninterrupted one would."""
-    sampler = getattr(loader, "sampler", None)
-    if sampler is not None and hasattr(sampler, "epoch"):
-        sampler.epoch = epoch

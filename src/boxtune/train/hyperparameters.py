@@ -49,8 +49,8 @@ class Option:
             extra = presets if self.name == "augmentation" else ()
             text = "one of " + ", ".join(self.choices + extra)
         else:
-            low = "-inf" if self.minimum is None else _plain(self.minimum)
-            high = "inf" if self.maximum is None else _plain(self.maximum)
+            low = "-inf" if self.minimum is None else _format_number(self.minimum)
+            high = "inf" if self.maximum is None else _format_number(self.maximum)
             if self.minimum is not None and self.maximum is None:
                 op = ">" if self.min_exclusive else ">="
                 text = f"{'an integer' if self.kind == 'int' else 'a number'} {op} {low}"
@@ -61,7 +61,8 @@ class Option:
         return text + (' or "auto"' if self.allow_auto else "")
 
 
-def _plain(value: float) -> str:
+def _format_number(value: float) -> str:
+    """``value`` as a user reads it in a message: ``5`` rather than ``5.0``."""
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
@@ -225,13 +226,10 @@ ALIASES: dict[str, str] = {"train_only_on_top_layer": "train_only_top_layer"}
 
 
 def augmentation_presets() -> tuple[str, ...]:
-    """Preset names of the data layer's augmentation, if it exposes them."""
-    try:
-        from boxtune.data import augment  # the data layer owns the presets
-    except ImportError:
-        return ()
-    presets = getattr(augment, "PRESETS", None)
-    return tuple(presets) if presets else ()
+    """Preset names of the data layer's augmentation (the data layer owns the presets)."""
+    from boxtune.data.augment import PRESETS
+
+    return tuple(PRESETS)
 
 
 @dataclass(frozen=True)
@@ -409,17 +407,15 @@ def _model_defaults(model_id: str | None, model_version: str) -> tuple[dict[str,
     from boxtune import catalog  # imported late: the catalog may pull in heavier modules
 
     spec = catalog.get_spec(model_id)
-    version = getattr(spec, "version", None)
-    if model_version not in ("*", None, "", version):
+    # Catalog models carry no versions: only the "any version" spellings are accepted.
+    if model_version not in ("*", None, ""):
         raise ModelError(
             f"model version {model_version!r} of {model_id} is not available",
             where="model_version",
-            hint=f'use model_version="*" (the current version is {version or "unversioned"})',
+            hint='use model_version="*" (the current version is unversioned)',
         )
-    defaults: dict[str, str] = {}
-    if getattr(spec, "image_size", None):
-        defaults["image_size"] = str(spec.image_size)
-    defaults.update({str(k): str(v) for k, v in (spec.default_hyperparameters or {}).items()})
+    defaults = {"image_size": str(spec.image_size)}
+    defaults.update({str(k): str(v) for k, v in spec.default_hyperparameters.items()})
     return defaults, f"the catalog defaults of {model_id}"
 
 

@@ -9,6 +9,7 @@ the validation metric is the one exported.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -18,14 +19,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from boxtune import engines
+from boxtune.console import TRAINING_LOG
 from boxtune.engines.base import Detector
 from boxtune.errors import HyperparameterError, TrainingError
 from boxtune.labels import LabelMap
 from boxtune.paths import boxtune_home
 from boxtune.storage import is_remote, upload
 from boxtune.train import checkpoints, reporting
-from boxtune.train.checkpoints import TrainerState
-from boxtune.train.datasets import TrainingData, load_training_data, make_loaders, set_epoch
+from boxtune.train.checkpoints import CHECKPOINT_DIR, TrainerState, find_checkpoint
+from boxtune.train.datasets import TrainingData, load_training_data, make_loaders
 from boxtune.train.divergence import DivergenceGuard
 from boxtune.train.early_stopping import BestEpochTracker
 from boxtune.train.hyperparameters import Hyperparameters, parse_hyperparameters
@@ -35,10 +38,10 @@ from boxtune.train.validation import ValidationResult, validate
 
 Log = Callable[[str], None]
 
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.pt"
-BEST_CHECKPOINT = "best.pt"
 METRICS_LOG = "metrics.jsonl"
+# The run's log lines (the managed platform's metric regexes read them); the CLI shows them
+# on stdout (boxtune.console).
+training_log = logging.getLogger(TRAINING_LOG)
 
 
 @dataclass
@@ -59,7 +62,7 @@ def train(
     *,
     artifact: str | os.PathLike | None = None,
     resume: bool = False,
-    log: Log = print,
+    log: Log | None = None,
     progress: bool = True,
     init: str = "pretrained",
 ) -> TrainResult:
@@ -68,8 +71,10 @@ def train(
     ``hyperparameters``: name -> value (strings or natives) over the model's defaults.
     ``init="random"`` starts from random weights instead of the pretrained ones (for
     comparisons). Writes the artifact, ``model.tar.gz``, ``metrics.jsonl`` and
-    ``checkpoints/`` to ``output``; ``resume=True`` continues from ``checkpoints/last.pt``.
+    ``checkpoints/`` to ``output``; ``resume=True`` continues from the last checkpoint there.
+    ``log`` receives the run's log lines (default: the ``boxtune.train.log`` logger).
     """
+    log = log or training_log.info
     if training is None or output is None:
         raise TrainingError(
             "training and output are required",
@@ -137,8 +142,8 @@ def _work_dir(output: str) -> Path:
 
 
 def _check_output(work_dir: Path, resume: bool, output: str) -> None:
-    last = work_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-    if resume or not (last.exists() or (work_dir / "boxtune-model.json").exists()):
+    last = find_checkpoint(work_dir / CHECKPOINT_DIR, "last")
+    if resume or not (last is not None or (work_dir / "boxtune-model.json").exists()):
         return
     raise TrainingError(
         "the output location already holds a training run"
@@ -164,6 +169,9 @@ class _Run:
         self.setup, self.hp, self.data, self.detector = setup, hp, data, detector
         self.work_dir, self.log, self.progress = work_dir, log, progress
         self.checkpoint_dir = work_dir / CHECKPOINT_DIR
+        engine = engines.get_engine(setup.engine_name)
+        self.last_checkpoint = self.checkpoint_dir / engine.checkpoint_name("last")
+        self.best_checkpoint = self.checkpoint_dir / engine.checkpoint_name("best")
         self.metrics_log = reporting.MetricsLog(work_dir / METRICS_LOG)
         self.memory = reporting.MemoryProbe()
         self.train_loader, self.val_loader = make_loaders(data, hp, detector.image_size)
@@ -196,10 +204,12 @@ class _Run:
         self.segment_base_seconds = 0.0
         self.current_lr = hp.learning_rate
         self.warnings: list[str] = []
+        # Running sums of the epoch in progress (saved by an interruption mid-epoch).
+        self._sums: dict[str, float] = {}
 
     # -- start / resume ------------------------------------------------------------------------
     def start(self, resume: bool) -> None:
-        last = self.checkpoint_dir / LAST_CHECKPOINT
+        last = self.last_checkpoint
         if resume and last.exists():
             self._resume_from(last)
         elif resume:
@@ -287,7 +297,7 @@ class _Run:
     def _train_one_epoch(self, epoch: int) -> dict:
         from tqdm import tqdm  # a progress bar with ETA on stderr; stdout keeps the log lines
 
-        set_epoch(self.train_loader, epoch)
+        self.train_loader.set_epoch(epoch)
         partial = self.state.partial_epoch or {}
         sums = {
             "images": partial.get("images", 0),
@@ -406,20 +416,18 @@ class _Run:
         self.state.train_seconds = self.elapsed()
         if improved:
             self.state.best_evaluation = result.evaluation.to_json()
-            checkpoints.save(self.detector, self.checkpoint_dir / BEST_CHECKPOINT, self.state)
-        checkpoints.save(self.detector, self.checkpoint_dir / LAST_CHECKPOINT, self.state)
+            checkpoints.save(self.detector, self.best_checkpoint, self.state)
+        checkpoints.save(self.detector, self.last_checkpoint, self.state)
         self.metrics_log.append(record)
 
     def save_interrupted(self) -> Path:
         """Checkpoint mid-epoch: ``--resume`` skips the batches this epoch already trained on."""
-        sums = getattr(self, "_sums", None) or {}
-        self.state.partial_epoch = dict(sums)
+        self.state.partial_epoch = dict(self._sums)
         self.state.tracker = self.tracker.state()
         self.state.guard = self.guard.state()
         self.state.train_seconds = self.elapsed()
-        path = self.checkpoint_dir / LAST_CHECKPOINT
-        checkpoints.save(self.detector, path, self.state)
-        return path
+        checkpoints.save(self.detector, self.last_checkpoint, self.state)
+        return self.last_checkpoint
 
     # -- export --------------------------------------------------------------------------------
     def export(self) -> TrainResult:
@@ -439,7 +447,7 @@ class _Run:
         )
         if best_epoch != history[-1]["epoch"]:
             self.log(f"exporting the best epoch, {best_epoch} (validation {self.tracker.metric})")
-            checkpoints.load(self.detector, self.checkpoint_dir / BEST_CHECKPOINT)
+            checkpoints.load(self.detector, self.best_checkpoint)
         best = next(r for r in history if r["epoch"] == best_epoch)
         metrics = self._final_metrics(best)
         artifact_dir = _write_artifact_into(

@@ -11,47 +11,52 @@ import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from boxtune.engines.base import Detector
+from boxtune.engines.base import Detector, Init
 from boxtune.errors import HyperparameterError, TrainingError
 from boxtune.labels import LabelMap
 from boxtune.train.hyperparameters import Hyperparameters
 
+if TYPE_CHECKING:
+    from boxtune.artifacts import Artifact
+    from boxtune.catalog import ModelSpec
+
 
 @dataclass
 class ModelSetup:
-    model_id: str
-    spec: Any  # boxtune.catalog.ModelSpec
-    artifact: Any | None = None  # boxtune.artifacts.Artifact for incremental training
-    artifact_location: str | None = None
+    """A run's starting point: a catalog ``spec``, or an ``artifact`` (incremental training,
+    rebuilt from its own manifest: the catalog entry is not needed)."""
 
-    @property
-    def engine_name(self) -> str:
-        return str(self.artifact.engine if self.artifact is not None else self.spec.engine)
+    model_id: str
+    engine_name: str
+    spec: ModelSpec | None = None
+    artifact: Artifact | None = None
+    artifact_location: str | None = None
 
     @property
     def artifact_image_size(self) -> int | None:
         return None if self.artifact is None else int(self.artifact.image_size)
 
 
-def _looks_like_artifact(model_ref: str) -> bool:
-    return (
-        model_ref.startswith(("s3://", "file://"))
-        or model_ref.endswith(".tar.gz")
-        or os.path.exists(model_ref)
-    )
-
-
 def resolve_model(model_id: str | None, artifact: str | os.PathLike | None) -> ModelSetup:
     """A catalog model_id, or an artifact (dir, model.tar.gz, s3://) for incremental training.
 
-    A path given as ``model_id`` is taken as an artifact, as the SDK's ``model`` channel is.
+    ``model_id`` is read by :func:`boxtune.model_ref.parse_model_ref`, so an artifact given as
+    ``model_id`` (as the SDK's ``model`` channel does) is taken as one.
     """
-    from boxtune.catalog import get_spec
+    from boxtune.model_ref import parse_model_ref
 
-    if artifact is None and model_id is not None and _looks_like_artifact(str(model_id)):
-        artifact, model_id = model_id, None
+    if artifact is None and model_id is not None:
+        ref = parse_model_ref(model_id, where="model_id")
+        if ref.kind == "python":
+            raise TrainingError(
+                f"{model_id} names a custom runner, which can serve but not train",
+                where="model_id",
+                hint="train a catalog model_id (see `boxtune models list`) or an artifact",
+            )
+        if ref.kind == "artifact":
+            artifact, model_id = ref.value, None
     if artifact is None:
         if model_id is None:
             raise TrainingError(
@@ -59,11 +64,15 @@ def resolve_model(model_id: str | None, artifact: str | os.PathLike | None) -> M
                 where="train()",
                 hint="pass a catalog model_id (see `boxtune models list`) or an artifact",
             )
-        return ModelSetup(model_id=model_id, spec=get_spec(model_id))
+        from boxtune.catalog import get_spec
+
+        spec = get_spec(model_id)
+        return ModelSetup(model_id=model_id, engine_name=spec.engine, spec=spec)
 
     from boxtune.artifacts import load_artifact
 
-    loaded = load_artifact(str(artifact))
+    location = parse_model_ref(str(artifact), where="--model").value
+    loaded = load_artifact(location)
     if model_id is not None and model_id != loaded.model_id:
         raise TrainingError(
             f"--model-id {model_id} differs from the artifact's model {loaded.model_id}",
@@ -72,27 +81,10 @@ def resolve_model(model_id: str | None, artifact: str | os.PathLike | None) -> M
         )
     return ModelSetup(
         model_id=loaded.model_id,
-        spec=get_spec(loaded.model_id),
+        engine_name=loaded.engine,
         artifact=loaded,
         artifact_location=str(artifact),
     )
-
-
-def seed_engine(engine: Any, seed: int, log: Callable[[str], None]) -> None:
-    """Seed the framework's random generators (the engine owns them)."""
-    hook = getattr(engine, "seed", None)
-    if callable(hook):
-        hook(seed)
-    else:
-        log(f"note: engine {type(engine).__name__} has no seed() hook; runs may not repeat")
-
-
-def resolve_device(engine: Any, device: str) -> str:
-    """``auto`` picks an accelerator when the engine finds one, else the CPU."""
-    hook = getattr(engine, "resolve_device", None)
-    if callable(hook):
-        return str(hook(device))
-    return "cpu" if device == "auto" else device
 
 
 def _class_set_error(model: LabelMap, data: LabelMap, where: str) -> TrainingError:
@@ -114,35 +106,38 @@ def build_detector(
     label_map: LabelMap,
     hp: Hyperparameters,
     *,
-    init: str = "pretrained",
-    log: Callable[[str], None] = print,
+    init: Init = "pretrained",
+    log: Callable[[str], None],
 ) -> Detector:
-    """The detector for this run, trainable parts set and optimizer configured."""
-    from boxtune.engines import get_engine
+    """The detector for this run, trainable parts set and optimizer configured.
 
-    engine = get_engine(setup.engine_name)
-    seed_engine(engine, hp.seed, log)
-    device = resolve_device(engine, hp.device)
+    ``reinitialize_top_layer``: Auto gives a catalog model a new head and keeps an artifact's;
+    True always starts the class head from random; False always keeps it (the engine refuses
+    when there is no pretrained head that fits).
+    """
+    from boxtune import engines
+
+    engine = engines.get_engine(setup.engine_name)
+    engine.seed(hp.seed)
+    device = engine.resolve_device(hp.device)
     if setup.artifact is None:
-        # Auto: a pretrained catalog model gets a new head for the dataset's classes.
-        reinitialize = hp.reinitialize_top_layer != "False"
+        assert setup.spec is not None
         spec = dataclasses.replace(setup.spec, image_size=hp.image_size)
         detector = engine.create(
-            spec, label_map, init=init, reinitialize_head=reinitialize, device=device
+            spec,
+            label_map,
+            init=init,
+            reinitialize_head=hp.reinitialize_top_layer != "False",
+            device=device,
         )
     else:
         if setup.artifact.label_map != label_map:
-            raise _class_set_error(setup.artifact.label_map, label_map, setup.artifact_location)
-        detector = engine.load_detector(setup.artifact, device)
+            raise _class_set_error(
+                setup.artifact.label_map, label_map, str(setup.artifact_location)
+            )
+        detector = engine.load_detector(setup.artifact, device=device)
         if hp.reinitialize_top_layer == "True":
-            reinit = getattr(detector, "reinitialize_head", None)
-            if not callable(reinit):
-                raise HyperparameterError(
-                    f"engine {setup.engine_name} cannot re-initialise the head of a loaded model",
-                    where="reinitialize_top_layer",
-                    hint="use reinitialize_top_layer=Auto to keep the trained head",
-                )
-            reinit()
+            detector.reinitialize_head()
             log("reinitialize_top_layer=True: the artifact's class head starts again from random")
     if detector.image_size != hp.image_size and "image_size" in hp.explicit:
         raise HyperparameterError(

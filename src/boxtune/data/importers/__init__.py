@@ -24,9 +24,12 @@ def convert(
     images_dir: str | os.PathLike | None = None,
     names: str | os.PathLike | None = None,
     overwrite: bool = False,
-    log: Log = print,
+    log: Log | None = None,
 ) -> DetectionDataset:
-    """Convert ``src`` in ``source_format`` (coco, voc, yolo, pennfudan) to a dataset at ``dst``."""
+    """Convert ``src`` in ``source_format`` (coco, voc, yolo, pennfudan) to a dataset at ``dst``.
+
+    ``log`` receives the notes on skipped boxes (default: the importer's logger, at INFO).
+    """
     if source_format == "coco":
         from boxtune.data.importers.coco import import_coco
 

@@ -7,11 +7,13 @@ import os
 from pathlib import Path
 
 from boxtune.data.importers.common import (
+    Log,
     SkipLog,
     clip_box,
     finish,
     is_degenerate,
     raise_if_problems,
+    resolve_log,
 )
 from boxtune.data.io import DatasetWriter
 from boxtune.data.records import DetectionDataset
@@ -54,8 +56,9 @@ def import_coco(
     *,
     images_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
-    log=print,
+    log: Log | None = None,
 ) -> DetectionDataset:
+    log = resolve_log(log, __name__)
     json_path = _find_json(Path(src))
     try:
         doc = json.loads(json_path.read_text(encoding="utf-8"))

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from boxtune.data.io import read_dataset
 from boxtune.data.records import BBox, DetectionDataset
 from boxtune.errors import DatasetError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+Log = Callable[[str], None]
+
+
+def resolve_log(log: Log | None, module: str) -> Log:
+    """``log`` itself, or (``None``) the INFO method of the logger named ``module``."""
+    return log if log is not None else logging.getLogger(module).info
 
 
 class SkipLog:
-    """Counts skipped or adjusted boxes by reason and prints the first few of each."""
+    """Counts skipped or adjusted boxes by reason and logs the first few of each."""
 
-    def __init__(self, log, show: int = 5):
+    def __init__(self, log: Log, show: int = 5):
         self.log = log
         self.show = show
         self.counts: Counter[str] = Counter()

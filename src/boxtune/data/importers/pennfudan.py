@@ -12,7 +12,15 @@ from pathlib import Path
 
 from PIL import Image
 
-from boxtune.data.importers.common import SkipLog, clip_box, finish, is_degenerate, require_dir
+from boxtune.data.importers.common import (
+    Log,
+    SkipLog,
+    clip_box,
+    finish,
+    is_degenerate,
+    require_dir,
+    resolve_log,
+)
 from boxtune.data.io import DatasetWriter
 from boxtune.data.records import DetectionDataset
 
@@ -39,8 +47,13 @@ def find_pennfudan_root(src: Path) -> Path:
 
 
 def import_pennfudan(
-    src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False, log=print
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    log: Log | None = None,
 ) -> DetectionDataset:
+    log = resolve_log(log, __name__)
     root = find_pennfudan_root(Path(src))
     hint = "pass the PennFudanPed folder holding PNGImages/ and Annotation/"
     images_dir = require_dir(root / "PNGImages", "PNGImages/ folder", hint)

@@ -10,13 +10,15 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from boxtune.data.images import IMAGE_SUFFIXES
 from boxtune.data.importers.common import (
-    IMAGE_SUFFIXES,
+    Log,
     SkipLog,
     clip_box,
     finish,
     is_degenerate,
     raise_if_problems,
+    resolve_log,
 )
 from boxtune.data.io import DatasetWriter
 from boxtune.data.records import DetectionDataset
@@ -42,8 +44,13 @@ def _image_for(xml_path: Path, file_name: str | None, image_dirs: list[Path]) ->
 
 
 def import_voc(
-    src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False, log=print
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    log: Log | None = None,
 ) -> DetectionDataset:
+    log = resolve_log(log, __name__)
     root = Path(src)
     ann_dir = root / "Annotations" if (root / "Annotations").is_dir() else root
     xml_files = sorted(ann_dir.glob("*.xml"))

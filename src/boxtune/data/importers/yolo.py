@@ -13,13 +13,15 @@ from pathlib import Path
 
 from PIL import Image
 
+from boxtune.data.images import IMAGE_SUFFIXES
 from boxtune.data.importers.common import (
-    IMAGE_SUFFIXES,
+    Log,
     SkipLog,
     clip_box,
     finish,
     is_degenerate,
     raise_if_problems,
+    resolve_log,
 )
 from boxtune.data.io import DatasetWriter
 from boxtune.data.records import DetectionDataset
@@ -69,8 +71,9 @@ def import_yolo(
     *,
     names: str | os.PathLike | None = None,
     overwrite: bool = False,
-    log=print,
+    log: Log | None = None,
 ) -> DetectionDataset:
+    log = resolve_log(log, __name__)
     root = Path(src)
     if not root.is_dir():
         raise DatasetError(

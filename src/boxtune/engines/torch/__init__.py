@@ -1,6 +1,5 @@
-"""The PyTorch engine: the default EfficientDet-Lite0 model and torchvision's detectors."""
+"""The PyTorch engine: the default EfficientDet-Lite0 model and torchvision's detectors.
 
-from boxtune.engines.torch.detector import TorchDetector
-from boxtune.engines.torch.engine import TorchEngine, build_network
-
-__all__ = ["TorchDetector", "TorchEngine", "build_network"]
+Importing this package is cheap (no torch): the registry in ``boxtune.engines`` imports
+``boxtune.engines.torch.engine`` only when a torch model is used.
+"""

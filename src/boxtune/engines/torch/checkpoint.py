@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -11,26 +9,17 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from boxtune.errors import ModelError
+from boxtune.fileio import atomic_path
 
 WEIGHTS_FILE = "weights.safetensors"
-
-
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
+CHECKPOINT_SUFFIX = ".pt"  # one torch.save file per checkpoint (last.pt, best.pt)
 
 
 def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     # clone(): safetensors refuses tensors that share storage (tied weights, views).
     state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_weights(module: nn.Module, path: Path) -> None:
@@ -54,12 +43,8 @@ def load_weights(module: nn.Module, path: Path) -> None:
 
 def save_checkpoint_file(payload: dict, path: Path) -> None:
     """torch.save of tensors and plain Python values only, so ``weights_only=True`` loads it."""
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint_file(path: Path) -> dict:

@@ -1,21 +1,23 @@
 """TorchDetector: the trainable side of the torch engine, for any network it builds.
 
 A network here is an ``nn.Module`` with ``losses(images, targets)``, ``detect(images)``,
-``new_modules()`` (what `train_only_top_layer` trains) and ``reset_classes(n)``.
+``new_modules()`` (what `train_only_top_layer` trains), ``frozen_modules()`` (frozen even in
+full fine-tuning) and ``reset_classes(n)``; it takes uint8 ``[B, 3, S, S]`` tensors. The
+framework-free loader batches (numpy ``[B, S, S, 3]``) are converted here.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from boxtune.catalog import ModelSpec
 from boxtune.detections import Detections
-from boxtune.engines.base import Backend, Detector, Runner
+from boxtune.engines.base import Detector, OptimizerSettings, Runner
+from boxtune.engines.torch.architecture import TorchArchitecture
 from boxtune.engines.torch.checkpoint import (
     WEIGHTS_FILE,
     load_checkpoint_file,
@@ -29,7 +31,7 @@ from boxtune.engines.torch.tv_models import TorchvisionNet
 from boxtune.errors import ModelError
 from boxtune.labels import LabelMap
 
-DEFAULT_GRADIENT_CLIP_NORM = 10.0
+DEFAULT_GRADIENT_CLIP_NORM = 10.0  # until configure_optimizer sets the run's own
 _CHECKPOINT_FORMAT = 1
 
 
@@ -37,12 +39,49 @@ def _is_norm_with_stats(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.batchnorm._BatchNorm)
 
 
+def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 numpy ``[B, S, S, 3]`` (the loader's batches) -> uint8 tensor ``[B, 3, S, S]``."""
+    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.shape[-1] != 3:
+        raise ModelError(
+            f"expected a uint8 numpy batch [B, S, S, 3], got {type(images).__name__} "
+            f"{getattr(images, 'shape', '')}",
+            hint="pass batches from boxtune.data.make_loader",
+        )
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
+
+
+def targets_to_tensors(targets: list[dict], device: torch.device) -> list[dict]:
+    return [
+        {
+            **target,
+            "boxes": torch.as_tensor(target["boxes"], dtype=torch.float32, device=device).reshape(
+                -1, 4
+            ),
+            "labels": torch.as_tensor(target["labels"], dtype=torch.int64, device=device).reshape(
+                -1
+            ),
+        }
+        for target in targets
+    ]
+
+
 class TorchDetector(Detector):
     engine = "torch"
 
-    def __init__(self, net: nn.Module, spec: ModelSpec, label_map: LabelMap, device: str = "cpu"):
+    def __init__(
+        self,
+        net: nn.Module,
+        arch: TorchArchitecture,
+        label_map: LabelMap,
+        *,
+        model_id: str,
+        family: str,
+        device: str = "cpu",
+    ):
         self.net = net.to(device)
-        self.spec = spec
+        self.arch = arch
+        self.model_id = model_id
+        self.family = family
         self.label_map = label_map
         self.image_size = int(net.image_size)
         self.device = torch.device(device)
@@ -55,16 +94,11 @@ class TorchDetector(Detector):
 
     # -- description ---------------------------------------------------------------------------
     @property
-    def model_id(self) -> str:
-        return self.spec.model_id
-
-    @property
-    def family(self) -> str:
-        return self.spec.family
-
-    @property
     def num_classes(self) -> int:
         return len(self.label_map)
+
+    def architecture(self) -> dict:
+        return self.arch.to_json()
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(
@@ -80,7 +114,7 @@ class TorchDetector(Detector):
         Full fine-tuning still keeps the network's ``frozen_modules()`` frozen (the default
         model's pretrained stem and first blocks)."""
         head = {id(m) for module in self.net.new_modules() for m in module.modules()}
-        always = getattr(self.net, "frozen_modules", list)()
+        always = self.net.frozen_modules()
         frozen_always = {id(m) for module in always for m in module.modules()}
         trainable: set[int] = set()
         for module in self.net.modules():
@@ -105,11 +139,10 @@ class TorchDetector(Detector):
         self.net.to(self.device)
         self.optimizer = None
 
-    def configure_optimizer(self, hyperparameters: Any) -> list[str]:
+    def configure_optimizer(self, settings: OptimizerSettings) -> list[str]:
         params = [p for p in self.net.parameters() if p.requires_grad]
-        self.optimizer, ignored = build_optimizer(params, hyperparameters)
-        clip = getattr(hyperparameters, "gradient_clip_norm", None)
-        self.gradient_clip_norm = float(clip) if clip is not None else DEFAULT_GRADIENT_CLIP_NORM
+        self.optimizer, ignored = build_optimizer(params, settings)
+        self.gradient_clip_norm = float(settings.gradient_clip_norm)
         if self.gradient_clip_norm <= 0:  # 0 means "no clipping" (the hyperparameter's doc)
             self.gradient_clip_norm = math.inf
         if self._pending_optimizer_state is not None:
@@ -135,12 +168,14 @@ class TorchDetector(Detector):
             norm.eval()
 
     # -- steps ---------------------------------------------------------------------------------
-    def train_step(self, images: Any, targets: list[dict]) -> dict[str, float]:
+    def train_step(self, images: np.ndarray, targets: list[dict]) -> dict[str, float]:
         """One step. A non-finite loss or gradient skips the update (weights stay intact) and
         is returned as is (NaN/inf), for the trainer to stop on."""
         optimizer = self._require_optimizer()
         self._train_mode()
-        losses = self.net.losses(images.to(self.device), targets)
+        losses = self.net.losses(
+            images_to_tensor(images, self.device), targets_to_tensors(targets, self.device)
+        )
         values = {k: float(v.detach()) for k, v in losses.items()}
         optimizer.zero_grad(set_to_none=True)
         if not math.isfinite(values["loss"]):
@@ -159,7 +194,7 @@ class TorchDetector(Detector):
         return values
 
     @torch.no_grad()
-    def validation_losses(self, images: Any, targets: list[dict]) -> dict[str, float]:
+    def validation_losses(self, images: np.ndarray, targets: list[dict]) -> dict[str, float]:
         if isinstance(self.net, TorchvisionNet):
             # torchvision computes losses only in training mode: keep every BN frozen instead.
             self.net.train()
@@ -168,13 +203,15 @@ class TorchDetector(Detector):
                     module.eval()
         else:
             self.net.eval()
-        losses = self.net.losses(images.to(self.device), targets)
+        losses = self.net.losses(
+            images_to_tensor(images, self.device), targets_to_tensors(targets, self.device)
+        )
         return {k: float(v) for k, v in losses.items()}
 
     @torch.no_grad()
-    def predict_batch(self, images: Any) -> list[Detections]:
+    def predict_batch(self, images: np.ndarray) -> list[Detections]:
         self.net.eval()
-        return self.net.detect(images.to(self.device))
+        return self.net.detect(images_to_tensor(images, self.device))
 
     # -- persistence ---------------------------------------------------------------------------
     def save_checkpoint(self, path: Path, extra: dict) -> None:
@@ -219,7 +256,7 @@ class TorchDetector(Detector):
             names.append(ONNX_FILE)
         return names
 
-    def runner(self, backend: Backend = "torch") -> Runner:
+    def runner(self, backend: str | None = None) -> Runner:
         from boxtune.engines.torch.runners import make_runner
 
         return make_runner(self.net, self.label_map, backend)

@@ -1,31 +1,36 @@
-"""The torch engine: builds networks from catalog specs and loads them back from artifacts."""
+"""The torch engine: builds networks from catalog specs and rebuilds them from artifacts."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
-from boxtune.catalog import ModelSpec, coco_categories, get_spec, resolve_weights
-from boxtune.engines.base import Backend, Init, Runner
-from boxtune.engines.torch.checkpoint import WEIGHTS_FILE, load_weights
+from boxtune.artifacts import Artifact
+from boxtune.catalog import ModelSpec, coco_categories, resolve_weights
+from boxtune.engines.base import CheckpointRole, Engine, Init, Runner
+from boxtune.engines.torch.architecture import (
+    EFFICIENTDET_LITE0,
+    TorchArchitecture,
+    build_network,
+)
+from boxtune.engines.torch.checkpoint import CHECKPOINT_SUFFIX, WEIGHTS_FILE, load_weights
 from boxtune.engines.torch.detector import TorchDetector
 from boxtune.engines.torch.efficientdet import EfficientDetLite
 from boxtune.engines.torch.onnx_export import ONNX_FILE
-from boxtune.engines.torch.runners import OnnxRunner, TorchRunner, notice
+from boxtune.engines.torch.runners import BACKENDS, OnnxRunner, TorchRunner, fall_back_to_torch
 from boxtune.engines.torch.tv_models import (
     COCO_NUM_CLASSES,
     TorchvisionNet,
-    background_slots,
     build_torchvision,
     load_coco_weights,
 )
-from boxtune.errors import ModelError
+from boxtune.errors import HyperparameterError, ModelError
 from boxtune.labels import LabelMap
 
-DEFAULT_ARCHITECTURE = "efficientdet_lite0"
+
+def coco_label_map() -> LabelMap:
+    return LabelMap.from_categories(coco_categories())
 
 
 def _check_init(init: str) -> None:
@@ -33,120 +38,127 @@ def _check_init(init: str) -> None:
         raise ModelError(f"unknown init {init!r}", hint="use 'pretrained' or 'random'")
 
 
-def build_network(
-    spec: ModelSpec,
-    num_classes: int,
-    *,
-    init: Init = "pretrained",
-    image_size: int | None = None,
-    weights: str | os.PathLike | None = None,
-    freeze_early_layers: bool | None = None,
-) -> nn.Module:
-    """The network of ``spec`` for ``num_classes`` classes (background not counted).
-
-    ``init="pretrained"`` loads the spec's weights (resolved through the catalog: packaged,
-    cached or downloaded); torchvision heads are then replaced for ``num_classes``.
-    """
-    _check_init(init)
-    size = image_size or spec.image_size
-    if spec.architecture == DEFAULT_ARCHITECTURE:
-        backbone = resolve_weights(spec, weights) if init == "pretrained" else None
-        return EfficientDetLite(
-            num_classes, size, backbone_weights=backbone, freeze_early_layers=freeze_early_layers
+def _no_head_to_keep(spec: ModelSpec, init: str, label_map: LabelMap) -> ModelError:
+    if init == "random":
+        reason = "the run starts from random weights (init='random')"
+    elif spec.weights.describes != "detector":
+        reason = f"its pretrained weights cover the {spec.weights.describes} only"
+    else:
+        reason = (
+            f"its pretrained class head predicts the {COCO_NUM_CLASSES - 1} COCO classes, not "
+            f"your {len(label_map)}"
         )
-    if init == "pretrained":
-        model = build_torchvision(spec.architecture, COCO_NUM_CLASSES, size)
-        load_coco_weights(model, resolve_weights(spec, weights))
-        net = TorchvisionNet(model, spec.architecture, size, pretrained=True)
-        net.reset_classes(num_classes)
-        return net
-    model = build_torchvision(
-        spec.architecture, num_classes + background_slots(spec.architecture), size
+    return ModelError(
+        f"reinitialize_top_layer=False keeps the pretrained class head of {spec.model_id}, but "
+        f"there is none that fits: {reason}",
+        where="reinitialize_top_layer",
+        hint="use reinitialize_top_layer=Auto (a new head for your classes when fine-tuning a "
+        "catalog model); False keeps the head of an artifact in incremental training",
     )
-    # From an artifact (random init, then its weights): freeze as the pretrained run did.
-    return TorchvisionNet(model, spec.architecture, size, pretrained=bool(freeze_early_layers))
 
 
-def coco_label_map() -> LabelMap:
-    return LabelMap.from_categories(coco_categories())
-
-
-class TorchEngine:
+class TorchEngine(Engine):
     name = "torch"
+    backends = BACKENDS
+    libraries = ("torch", "torchvision", "onnx", "onnxruntime", "safetensors")
 
     def seed(self, seed: int) -> None:
-        """Seed torch's generators so that a run with a fixed seed repeats on CPU (the trainer
-        never imports torch itself)."""
         import torch
 
         torch.manual_seed(seed)
 
     def resolve_device(self, device: str) -> str:
-        """``auto``: cuda when available, else cpu."""
         import torch
 
         if device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "gpu":
+            device = "cuda"
+        try:
+            torch.device(device)
+        except (RuntimeError, ValueError) as exc:
+            raise HyperparameterError(
+                f"unknown device {device!r} ({exc})",
+                where="device",
+                hint="use auto, cpu, gpu, cuda or cuda:N",
+            ) from exc
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise HyperparameterError(
+                f"device={device} but this torch sees no CUDA GPU",
+                where="device",
+                hint="use device=auto (the CPU here) or install a CUDA build of torch",
+            )
         return device
+
+    def checkpoint_name(self, role: CheckpointRole) -> str:
+        return f"{role}{CHECKPOINT_SUFFIX}"
 
     def create(
         self,
         spec: ModelSpec,
         label_map: LabelMap,
+        *,
         init: Init = "pretrained",
         reinitialize_head: bool = True,
         device: str = "cpu",
-        weights: str | os.PathLike | None = None,
         image_size: int | None = None,
+        weights: str | Path | None = None,
     ) -> TorchDetector:
-        """A detector for ``label_map``'s classes (``image_size`` overrides the spec's input).
-
-        The class head of a pretrained model is always new here (its classes are COCO's or
-        none); ``reinitialize_head`` matters when loading an artifact (see load_detector).
-        """
+        _check_init(init)
         if len(label_map) == 0:
             raise ModelError(
                 "the label map has no classes", hint="the dataset needs at least one category"
             )
-        del reinitialize_head  # a pretrained checkpoint never has the dataset's head
-        net = build_network(spec, len(label_map), init=init, weights=weights, image_size=image_size)
-        return TorchDetector(net, spec, label_map, device)
-
-    def load_detector(self, artifact, device: str = "cpu") -> TorchDetector:
-        """The trainable detector stored in an artifact (incremental training)."""
-        from boxtune.artifacts import load_artifact
-
-        art = artifact if hasattr(artifact, "manifest") else load_artifact(artifact)
-        spec = get_spec(art.model_id)
-        # The stored weights replace the random init; the early backbone stages stay frozen as
-        # they were when fine-tuning from ImageNet weights.
-        net = build_network(
-            spec,
-            len(art.label_map),
-            init="random",
-            image_size=art.image_size,
-            freeze_early_layers=True,
+        # A catalog model's class head is COCO's (80 classes) or absent (backbone weights), so
+        # it never fits a dataset's label map: keeping it cannot be honoured silently.
+        if not reinitialize_head:
+            raise _no_head_to_keep(spec, init, label_map)
+        arch = TorchArchitecture(
+            name=spec.architecture,
+            image_size=image_size or spec.image_size,
+            num_classes=len(label_map),
+            pretrained_freezing=init == "pretrained",
         )
-        load_weights(net, art.directory / WEIGHTS_FILE)
-        return TorchDetector(net, spec, art.label_map, device)
+        pretrained = resolve_weights(spec, weights) if init == "pretrained" else None
+        if arch.name == EFFICIENTDET_LITE0:
+            net = build_network(arch, backbone_weights=pretrained)
+        else:
+            net = build_network(arch, coco_weights=pretrained)
+        return TorchDetector(
+            net, arch, label_map, model_id=spec.model_id, family=spec.family, device=device
+        )
 
-    def load_runner(self, artifact, backend: Backend = "onnxruntime") -> Runner:
-        from boxtune.artifacts import load_artifact
+    def load_detector(self, artifact: Artifact, *, device: str = "cpu") -> TorchDetector:
+        arch = TorchArchitecture.from_manifest(artifact.manifest, str(artifact.directory))
+        net = build_network(arch)
+        load_weights(net, artifact.directory / WEIGHTS_FILE)
+        return TorchDetector(
+            net,
+            arch,
+            artifact.label_map,
+            model_id=artifact.model_id,
+            family=str(artifact.manifest.get("family") or ""),
+            device=device,
+        )
 
-        art = artifact if hasattr(artifact, "manifest") else load_artifact(artifact)
-        onnx_path: Path = art.directory / ONNX_FILE
-        if backend == "onnxruntime":
+    def load_runner(self, artifact: Artifact, backend: str | None = None) -> Runner:
+        """ONNX Runtime when the artifact has a model.onnx, else torch; asking for
+        onnxruntime explicitly where there is none warns."""
+        if self.check_backend(backend) == "onnxruntime":
+            onnx_path = artifact.directory / ONNX_FILE
             if onnx_path.is_file():
-                spec = get_spec(art.model_id)
-                strides = EfficientDetLite.strides_for(spec)
-                return OnnxRunner(onnx_path, art.image_size, art.label_map, strides)
-            notice(f"{art.directory} has no {ONNX_FILE}; serving with the torch backend")
-        elif backend != "torch":
-            raise ModelError(f"unknown backend {backend!r}", hint="use 'onnxruntime' or 'torch'")
-        detector = self.load_detector(art)
-        return TorchRunner(detector.net, art.label_map)
+                return OnnxRunner(
+                    onnx_path,
+                    artifact.image_size,
+                    artifact.label_map,
+                    EfficientDetLite.strides_for(None),
+                )
+            if backend is not None:
+                fall_back_to_torch(f"{artifact.directory} has no {ONNX_FILE}")
+        detector = self.load_detector(artifact)
+        return TorchRunner(detector.net, artifact.label_map)
 
-    def pretrained_runner(self, spec: ModelSpec, backend: Backend = "torch") -> Runner:
+    def pretrained_runner(self, spec: ModelSpec, backend: str | None = None) -> Runner:
         """The COCO-pretrained model as is (deployable models only): 80 COCO classes."""
         if not spec.deployable:
             raise ModelError(
@@ -155,8 +167,8 @@ class TorchEngine:
                 hint="fine-tune it first with `boxtune train`, or pick a deployable model from "
                 "`boxtune models list`",
             )
-        if backend == "onnxruntime":
-            notice(f"{spec.model_id} has no ONNX export; using the torch backend")
+        if backend is not None and self.check_backend(backend) == "onnxruntime":
+            fall_back_to_torch(f"{spec.model_id} has no ONNX export")
         model = build_torchvision(spec.architecture, COCO_NUM_CLASSES, spec.image_size)
         load_coco_weights(model, resolve_weights(spec))
         net = TorchvisionNet(model, spec.architecture, spec.image_size, label_offset=0)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from boxtune.fileio import atomic_path
 
 ONNX_FILE = "model.onnx"
 INPUT_NAME = "images"
@@ -30,12 +30,8 @@ def export_onnx(net: nn.Module, image_size: int, path: Path) -> None:
     was_training = net.training
     net.eval()
     dummy = torch.zeros(1, 3, image_size, image_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx")
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Raw(net),
@@ -47,7 +43,5 @@ def export_onnx(net: nn.Module, image_size: int, path: Path) -> None:
                 opset_version=OPSET,
                 dynamo=False,
             )
-        os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
         net.train(was_training)

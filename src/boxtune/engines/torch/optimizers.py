@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 
+from boxtune.engines.base import OptimizerSettings
 from boxtune.errors import HyperparameterError
 
 OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -20,32 +20,27 @@ OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {
 ALL_OPTIONS = ("momentum", "beta_1", "beta_2", "epsilon", "rho", "initial_accumulator_value")
 
 
-def _get(hp: Any, name: str, default: float) -> float:
-    value = getattr(hp, name, None)
-    return float(default if value is None else value)
-
-
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter], hp: Any
+    params: Iterable[torch.nn.Parameter], hp: OptimizerSettings
 ) -> tuple[torch.optim.Optimizer, list[str]]:
     """``hp`` has ``optimizer``, ``learning_rate`` and the options above as attributes.
 
     Returns the optimizer and the names of options the chosen optimizer does not use.
     """
-    name = str(getattr(hp, "optimizer", "adam")).lower()
+    name = str(hp.optimizer).lower()
     if name not in OPTIMIZER_OPTIONS:
         raise HyperparameterError(
             f"unknown optimizer {name!r}",
             where="hyperparameter optimizer",
             hint=f"use one of {', '.join(OPTIMIZER_OPTIONS)}",
         )
-    lr = _get(hp, "learning_rate", 0.001)
-    eps = _get(hp, "epsilon", 1e-7)
-    rho = _get(hp, "rho", 0.95)
-    momentum = _get(hp, "momentum", 0.9)
+    lr = float(hp.learning_rate)
+    eps = float(hp.epsilon)
+    rho = float(hp.rho)
+    momentum = float(hp.momentum)
     params = [p for p in params if p.requires_grad]
     if name == "adam":
-        betas = (_get(hp, "beta_1", 0.9), _get(hp, "beta_2", 0.999))
+        betas = (float(hp.beta_1), float(hp.beta_2))
         optimizer = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
     elif name in {"sgd", "nesterov"}:
         if name == "nesterov" and momentum <= 0:
@@ -62,7 +57,7 @@ def build_optimizer(
             params,
             lr=lr,
             eps=eps,
-            initial_accumulator_value=_get(hp, "initial_accumulator_value", 0.1),
+            initial_accumulator_value=float(hp.initial_accumulator_value),
         )
     else:
         optimizer = torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps)

@@ -7,8 +7,8 @@ onnxruntime), decoded by the shared post-processing and mapped back to the origi
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,14 +18,16 @@ from PIL import Image
 from torch import nn
 
 from boxtune.detections import Detections
-from boxtune.engines.base import Backend, Runner
+from boxtune.engines.base import Runner
 from boxtune.engines.torch.anchors import make_anchors
 from boxtune.engines.torch.efficientdet import EfficientDetLite
 from boxtune.engines.torch.onnx_export import INPUT_NAME, ONNX_FILE, export_onnx
 from boxtune.engines.torch.postprocess import PostprocessConfig, postprocess
-from boxtune.errors import ModelError
+from boxtune.errors import BoxtuneWarning, ModelError
 from boxtune.labels import LabelMap
 
+# The runtimes this engine serves on, the default first.
+BACKENDS = ("onnxruntime", "torch")
 _CHUNK = 16  # images per forward pass: bounds memory for long request lists
 
 
@@ -155,15 +157,16 @@ class OnnxRunner(_ImageRunner):
         )
 
 
-def notice(message: str) -> None:
-    print(f"boxtune: {message}", file=sys.stderr)
+def fall_back_to_torch(reason: str) -> None:
+    warnings.warn(f"{reason}; serving with the torch backend", BoxtuneWarning, stacklevel=3)
 
 
-def make_runner(net: nn.Module, label_map: LabelMap, backend: Backend) -> Runner:
-    """A runner over ``net``'s current weights (onnxruntime exports a temporary model.onnx)."""
-    if backend not in ("torch", "onnxruntime"):
-        raise ModelError(f"unknown backend {backend!r}", hint="use 'onnxruntime' or 'torch'")
-    if backend == "onnxruntime":
+def make_runner(net: nn.Module, label_map: LabelMap, backend: str | None) -> Runner:
+    """A runner over ``net``'s current weights (onnxruntime exports a temporary model.onnx).
+    ``None``: onnxruntime where the network exports to ONNX, else torch."""
+    if backend is not None and backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
+    if backend in (None, "onnxruntime"):
         if isinstance(net, EfficientDetLite):
             # The session holds the graph in memory, so the file is only needed while loading.
             with tempfile.TemporaryDirectory(prefix="boxtune-onnx-") as tmp:
@@ -172,5 +175,6 @@ def make_runner(net: nn.Module, label_map: LabelMap, backend: Backend) -> Runner
                 return OnnxRunner(
                     path, net.image_size, label_map, net.strides, net.postprocess_config
                 )
-        notice(f"{type(net).__name__} has no ONNX export; using the torch backend")
+        if backend is not None:
+            fall_back_to_torch(f"{type(net).__name__} has no ONNX export")
     return TorchRunner(net, label_map)
