@@ -177,6 +177,10 @@ class Artifact:
         return self.manifest["model_id"]
 
     @property
+    def family(self) -> str:
+        return str(self.manifest.get("family") or "")
+
+    @property
     def image_size(self) -> int:
         return int(self.manifest["image_size"])
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 _CHUNK = 1 << 20
 
@@ -124,15 +124,27 @@ def sha256_matches(actual: str, expected: str) -> bool:
     return bool(expected) and actual.lower().startswith(expected.lower())
 
 
-class DownloadError(Exception):
-    """A download that failed; ``reason`` says why in words, ``url`` what was asked for."""
+DownloadProblem = Literal["download failed", "incomplete", "sha256 mismatch"]
 
-    def __init__(self, url: str, reason: str, *, corrupt: bool = False):
-        super().__init__(f"{url}: {reason}")
+
+class DownloadError(Exception):
+    """A download that failed: ``problem`` says which way, ``details`` the specifics (the
+    network error, the byte counts, the two digests); ``reason`` is both in one phrase."""
+
+    def __init__(self, url: str, problem: DownloadProblem, details: str):
         self.url = url
-        self.reason = reason
-        # True when bytes arrived but are not the expected file (hash or size mismatch).
-        self.corrupt = corrupt
+        self.problem = problem
+        self.details = details
+        super().__init__(f"{url}: {self.reason}")
+
+    @property
+    def reason(self) -> str:
+        return f"{self.problem}: {self.details}"
+
+    @property
+    def corrupt(self) -> bool:
+        """Bytes arrived, but not the expected file (a retry or a hand-placed file helps)."""
+        return self.problem != "download failed"
 
 
 @dataclass(frozen=True)
@@ -181,19 +193,15 @@ def download(
                         received += len(chunk)
                         bar.update(len(chunk))
             if total is not None and received != total:
-                raise DownloadError(
-                    url, f"incomplete: {received} of {total} bytes arrived", corrupt=True
-                )
+                raise DownloadError(url, "incomplete", f"{received} of {total} bytes arrived")
             actual = digest.hexdigest()
             if expected_sha256 and not sha256_matches(actual, expected_sha256):
                 raise DownloadError(
-                    url,
-                    f"sha256 mismatch: expected {expected_sha256.lower()}…, got {actual}",
-                    corrupt=True,
+                    url, "sha256 mismatch", f"expected {expected_sha256.lower()}…, got {actual}"
                 )
     except DownloadError:
         raise
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise DownloadError(url, f"download failed: {reason}") from exc
+        # The exception's own text: "HTTP Error 404: Not Found", "<urlopen error ...>".
+        raise DownloadError(url, "download failed", str(exc)) from exc
     return Downloaded(target, actual, received)

@@ -406,3 +406,23 @@ def test_progress_bar_with_eta_goes_to_stderr(monkeypatch, sample_dataset, tmp_p
     captured = capsys.readouterr()
     assert "epoch 2/2" in captured.err and "run_eta=" in captured.err
     assert "[Epoch 1], Speed:" in captured.out and "epoch 2/2" not in captured.out
+
+
+def test_incremental_training_does_not_need_the_catalog_entry(
+    monkeypatch, sample_dataset, tmp_path
+):
+    """The artifact rebuilds the network from its own manifest; a model_id the catalog no
+    longer knows trains on the reference table's defaults."""
+    import boxtune.catalog.models
+
+    run(monkeypatch, sample_dataset, tmp_path / "first", hp={"epochs": 1})
+    monkeypatch.setattr(boxtune.catalog.models, "_BY_ID", {})
+    engine, result, _ = run(
+        monkeypatch,
+        sample_dataset,
+        tmp_path / "second",
+        model_id=None,
+        artifact=tmp_path / "first",
+        hp={"epochs": 1},
+    )
+    assert not engine.create_calls and result.metrics["epochs_completed"] == 1

@@ -1,7 +1,7 @@
 """The model catalog: specs keyed by model_id and resolution of their pretrained weights."""
 
 from boxtune.catalog.coco import COCO_91_CATEGORIES, coco_categories
-from boxtune.catalog.models import DEFAULT_MODEL_ID, get_spec, list_specs
+from boxtune.catalog.models import DEFAULT_MODEL_ID, find_spec, get_spec, list_specs
 from boxtune.catalog.spec import ModelSpec, WeightsSource
 from boxtune.catalog.weights import cached_weights_path, resolve_weights
 
@@ -12,6 +12,7 @@ __all__ = [
     "WeightsSource",
     "cached_weights_path",
     "coco_categories",
+    "find_spec",
     "get_spec",
     "list_specs",
     "resolve_weights",

@@ -216,6 +216,11 @@ def list_specs(engine: str | None = None) -> list[ModelSpec]:
     return [s for s in _SPECS if engine is None or s.engine == engine]
 
 
+def find_spec(model_id: str) -> ModelSpec | None:
+    """The spec for ``model_id``, or None when the catalog does not (or no longer) know it."""
+    return _BY_ID.get(model_id)
+
+
 def get_spec(model_id: str) -> ModelSpec:
     """The spec for ``model_id``; an unknown id is a ModelError that lists close matches."""
     spec = _BY_ID.get(model_id)

@@ -72,13 +72,9 @@ def _download(url: str, target: Path, expected_sha256: str, spec: ModelSpec) -> 
         download(url, target, expected_sha256=expected_sha256, timeout=_DOWNLOAD_TIMEOUT_S)
     except DownloadError as exc:
         if not exc.corrupt:
-            cause = exc.__cause__  # its text names the HTTP status ("HTTP Error 404: ...")
-            reason = f"download failed: {cause}" if cause else exc.reason
-            raise _offline_error(spec, target, reason) from exc
-        what = f"for the download of {spec.model_id}"
-        check, sep, details = exc.reason.partition(": ")
+            raise _offline_error(spec, target, exc.reason) from exc
         raise ModelError(
-            f"{check} {what}{sep}{details}",
+            f"{exc.problem} for the download of {spec.model_id}: {exc.details}",
             where=url,
             hint="the server returned a different file (proxy page, truncated download?); "
             "nothing was saved; try again or place the right file at " + str(target),

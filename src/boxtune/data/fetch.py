@@ -70,15 +70,15 @@ def download(
     try:
         got = fileio.download(url, target, expected_sha256=expected_sha256, timeout=timeout)
     except fileio.DownloadError as exc:
-        if exc.corrupt and exc.reason.startswith("sha256"):
+        if exc.problem == "sha256 mismatch":
             raise DatasetError(exc.reason, where=url, hint=_MISMATCH_HINT) from exc
-        if exc.corrupt:
+        if exc.problem == "incomplete":
             raise DatasetError(
                 f"download {exc.reason}", where=url, hint="try again; " + _offline_hint(url)
             ) from exc
-        cause = exc.__cause__
-        reason = (getattr(cause, "reason", None) or cause) if cause else exc.reason
-        raise DatasetError(f"cannot download {url}: {reason}", hint=_offline_hint(url)) from exc
+        raise DatasetError(
+            f"cannot download {url}: {exc.details}", hint=_offline_hint(url)
+        ) from exc
     try:
         # fileio accepts a prefix of the digest; a pin here is the whole digest.
         _check_hash(got.sha256, expected_sha256, url)

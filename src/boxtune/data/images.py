@@ -208,6 +208,7 @@ def load_rgb_array(path: str | os.PathLike, *, max_pixels: int | None = None) ->
 
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "MAX_IMAGE_PIXELS",
     "PIXEL_LIMIT_ENV",
     "SUPPORTED_FORMATS",

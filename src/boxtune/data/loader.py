@@ -116,8 +116,6 @@ class DetectionSamples:
         size = (self.image_size, self.image_size)
         try:
             image = load_rgb(path, target_size=self.image_size)
-            if isinstance(image, np.ndarray):
-                image = Image.fromarray(image)
             if image.size != size:
                 image = image.resize(size, Image.BILINEAR)
             array = np.asarray(image)

@@ -68,9 +68,10 @@ def run_server(config: ServeConfig) -> int:
         if config.workers > 1:
             uvicorn.run(APP_FACTORY, factory=True, workers=config.workers, **options)
         else:
-            from boxtune.serve.app import _configure_logging, create_app
+            from boxtune import console
+            from boxtune.serve.app import create_app
 
-            _configure_logging()
+            console.configure()  # a server is a program: it shows its log as the CLI does
             uvicorn.run(create_app(config), **options)
     except _Terminated:
         pass  # in-flight requests were answered before uvicorn returned

@@ -113,11 +113,14 @@ def train(
 def _hyperparameters(
     setup: ModelSetup, given: dict[str, Any] | Hyperparameters | None
 ) -> Hyperparameters:
-    hp = (
-        given
-        if isinstance(given, Hyperparameters)
-        else parse_hyperparameters(setup.model_id, given or {})
-    )
+    if isinstance(given, Hyperparameters):
+        hp = given
+    else:
+        from boxtune.catalog import find_spec
+
+        # An artifact whose catalog entry is gone trains on the reference table's defaults.
+        known = setup.artifact is None or find_spec(setup.model_id) is not None
+        hp = parse_hyperparameters(setup.model_id if known else None, given or {})
     if setup.artifact_image_size is not None:
         if "image_size" in hp.explicit and hp.image_size != setup.artifact_image_size:
             raise HyperparameterError(

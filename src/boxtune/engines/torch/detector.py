@@ -44,7 +44,7 @@ def images_to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     if not isinstance(images, np.ndarray) or images.ndim != 4 or images.shape[-1] != 3:
         raise ModelError(
             f"expected a uint8 numpy batch [B, S, S, 3], got {type(images).__name__} "
-            f"{getattr(images, 'shape', '')}",
+            f"{np.shape(images)}",
             hint="pass batches from boxtune.data.make_loader",
         )
     return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)

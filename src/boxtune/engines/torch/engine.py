@@ -137,7 +137,7 @@ class TorchEngine(Engine):
             arch,
             artifact.label_map,
             model_id=artifact.model_id,
-            family=str(artifact.manifest.get("family") or ""),
+            family=artifact.family,
             device=device,
         )
 
