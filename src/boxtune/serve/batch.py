@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from boxtune.serve.visualize import DEFAULT_MIN_SCORE, draw_answer
 from boxtune.storage import filesystem, is_remote, local_copy, upload
 
 OUTPUT_SUFFIX = ".out"
+_log = logging.getLogger(__name__)
 VISUALIZATION_DIR = "visualizations"
 SUMMARY_NAME = "predict-summary.json"
 VERBOSE = ResponseFormat(verbose=True)
@@ -128,9 +130,10 @@ def predict_folder(
     min_score: float = DEFAULT_MIN_SCORE,
     batch_size: int = 4,
     progress: bool = True,
-    report: Callable[[str], None] = print,
+    report: Callable[[str], None] | None = None,
 ) -> BatchSummary:
-    """Predict every image under ``input_location``; see the module docstring."""
+    """Predict every image under ``input_location``; see the module docstring. ``report``
+    receives the per-file problems (default: this module's logger, as warnings)."""
     from tqdm import tqdm
 
     root = local_copy(input_location, kind="predict-input")
@@ -177,7 +180,7 @@ def predict_folder(
         if progress:
             bar.write(message, file=sys.stderr)
         else:
-            report(message)
+            (report or _log.warning)(message)
 
     try:
         for chunk in _chunks(todo, batch_size):
