@@ -93,12 +93,14 @@ def free_port() -> int:
 # A runner that answers instantly: served, it shows the cost of the HTTP path alone.
 INSTANT_RUNNER = """
 from boxtune.detections import Detections
+from boxtune.engines.base import Runner
 from boxtune.labels import LabelMap
 
 
-class InstantRunner:
+class InstantRunner(Runner):
     image_size = 320
     label_map = LabelMap((1,), ("thing",))
+    backend = "instant"
 
     def predict(self, images):
         return [Detections.empty() for _ in images]

@@ -6,10 +6,14 @@ included, validation excluded) and a bare loop (the engine's network with the sa
 pretrained blocks, the same loader, ``torch.optim.Adam`` and gradient clipping, nothing else;
 it turns the loader's numpy batches into torch tensors itself, as a bare torch user would).
 The first epoch fills the image cache and warms up kernels, so images/s compare the later
-epochs. Peak RSS of every boxtune
-epoch is printed to show that memory does not grow.
+epochs. Peak RSS of every boxtune epoch is printed to show that memory does not grow.
+
+This 2-core VM's speed drifts by 10-20 % within minutes, so one bare-then-boxtune pair can
+mislead; ``--repeats N`` alternates the two N times (bare, boxtune, bare, ...) and reports the
+median of each side's rates (the per-epoch lists are those of the last pair).
 
     .venv/bin/python benchmarks/train_throughput.py [--images 64] [--epochs 4] [--size 320]
+        [--repeats 1]
 
 Prints one JSON object; ``ratio`` = boxtune images/s / bare images/s (must be >= 0.95).
 """
@@ -76,9 +80,9 @@ def bare_loop(dataset: Path, epochs: int, size: int, batch: int, lr: float) -> d
         images_seen = 0
         started, cpu_started = time.perf_counter(), time.process_time()
         for images, targets in loader:
-            # numpy [B, S, S, 3] uint8 -> contiguous torch [B, 3, S, S] uint8 (the layout the
-            # torch loader gave this loop before), boxes and labels as tensors
-            tensors = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+            # numpy [B, S, S, 3] uint8 -> torch [B, 3, S, S] uint8 view, as the engine converts
+            # it (a permuted view: the convolutions then run channels-last on both sides).
+            tensors = torch.from_numpy(images).permute(0, 3, 1, 2)
             torch_targets = [
                 {
                     "boxes": torch.from_numpy(t["boxes"]),
@@ -161,6 +165,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=1, help="alternating bare/boxtune pairs")
     parser.add_argument("--bare-only", metavar="DATASET", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -185,15 +190,22 @@ def main() -> None:
             "--batch",
             str(args.batch),
         ]
-        done = subprocess.run(child, capture_output=True, text=True, check=True)
-        bare = json.loads(done.stdout.strip().splitlines()[-1])
-        boxtune = boxtune_train(dataset, Path(tmp) / "out", args.epochs, args.size, args.batch)
+        bares, boxtunes = [], []
+        for repeat in range(max(1, args.repeats)):
+            done = subprocess.run(child, capture_output=True, text=True, check=True)
+            bares.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            output = Path(tmp) / f"out-{repeat}"
+            boxtunes.append(boxtune_train(dataset, output, args.epochs, args.size, args.batch))
+    bare, boxtune = bares[-1], boxtunes[-1]
 
-    boxtune_rate, bare_rate = steady(boxtune["epochs"]), steady(bare["epochs"])
+    def rate(runs: list[dict], key: str = "images_per_second") -> float:
+        return statistics.median(steady(run["epochs"], key) for run in runs)
+
+    boxtune_rate, bare_rate = rate(boxtunes), rate(bares)
     # Per CPU-second of the training process: on a shared machine other jobs change wall-clock
     # rates from one phase to the next, CPU time much less.
     key = "images_per_cpu_second"
-    boxtune_cpu_rate, bare_cpu_rate = steady(boxtune["epochs"], key), steady(bare["epochs"], key)
+    boxtune_cpu_rate, bare_cpu_rate = rate(boxtunes, key), rate(bares, key)
     peaks = [e["peak_rss_mb"] for e in boxtune["epochs"]]
     result = {
         "benchmark": "train_throughput",

@@ -72,15 +72,13 @@ class TorchEngine(Engine):
 
         if device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "gpu":
-            device = "cuda"
         try:
             torch.device(device)
         except (RuntimeError, ValueError) as exc:
             raise HyperparameterError(
                 f"unknown device {device!r} ({exc})",
                 where="device",
-                hint="use auto, cpu, gpu, cuda or cuda:N",
+                hint="use auto, cpu, cuda or cuda:N",
             ) from exc
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise HyperparameterError(
