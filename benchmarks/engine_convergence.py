@@ -14,7 +14,6 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -24,21 +23,12 @@ from boxtune.data import generate_sample_dataset, make_loader, read_dataset, spl
 from boxtune.data.augment import PRESETS
 from boxtune.engines import get_engine
 from boxtune.evaluate.coco import CocoInput, compute_coco_metrics
+from boxtune.train.hyperparameters import Hyperparameters, parse_hyperparameters
 
 
-def adam_settings(lr: float) -> SimpleNamespace:
-    """Adam with lr and the engine's former defaults for every other setting it reads."""
-    return SimpleNamespace(
-        optimizer="adam",
-        learning_rate=lr,
-        momentum=0.9,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        rho=0.95,
-        initial_accumulator_value=0.1,
-        gradient_clip_norm=10.0,
-    )
+def adam_settings(lr: float) -> Hyperparameters:
+    """Adam at ``lr`` with the managed algorithm's defaults for every other option."""
+    return parse_hyperparameters(None, {"optimizer": "adam", "learning_rate": lr})
 
 
 def evaluate(detector, loader) -> dict:

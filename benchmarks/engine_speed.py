@@ -12,7 +12,6 @@ import argparse
 import json
 import statistics
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ import torchvision
 from boxtune.catalog import DEFAULT_MODEL_ID, get_spec
 from boxtune.engines import get_engine
 from boxtune.labels import LabelMap
+from boxtune.train.hyperparameters import Hyperparameters, parse_hyperparameters
 
 BATCH, SIZE = 8, 320
 LABELS = LabelMap.from_categories({1: "a", 2: "b", 3: "c", 4: "d"})
@@ -45,19 +45,9 @@ def _numpy_batch(seed: int):
     ]
 
 
-def _adam(lr: float) -> SimpleNamespace:
-    """Adam with lr and the engine's former defaults for every other setting it reads."""
-    return SimpleNamespace(
-        optimizer="adam",
-        learning_rate=lr,
-        momentum=0.9,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        rho=0.95,
-        initial_accumulator_value=0.1,
-        gradient_clip_norm=10.0,
-    )
+def _adam(lr: float) -> Hyperparameters:
+    """Adam at ``lr`` with the managed algorithm's defaults for every other option."""
+    return parse_hyperparameters(None, {"optimizer": "adam", "learning_rate": lr})
 
 
 def _median_time(fn, repeats: int, warmup: int = 2) -> float:
