@@ -135,3 +135,73 @@ def test_pretrained_torchvision_backbones_freeze_like_torchvision():
         assert all(not m.training for m in body_norms) == pretrained
         assert all(not p.requires_grad for m in body_norms for p in m.parameters()) == pretrained
         assert model.rpn.head.conv[0][0].weight.requires_grad
+
+
+KEPT = [1, 18]  # COCO person, dog
+
+
+def _head_outputs(net, architecture: str, images: torch.Tensor):
+    """Class scores [.., K] and box outputs of the class predictor, straight from the head."""
+    model = net.model
+    if architecture.startswith("fasterrcnn"):
+        torch.manual_seed(1)
+        features = torch.randn(5, model.roi_heads.box_predictor.cls_score.in_features)
+        scores, deltas = model.roi_heads.box_predictor(features)
+        return scores, deltas.reshape(5, scores.shape[1], 4)
+    features = model.backbone(images)
+    features = list(features.values()) if isinstance(features, dict) else [features]
+    out = model.head(features)
+    return out["cls_logits"], out["bbox_regression"]
+
+
+@pytest.mark.parametrize(
+    "spec", [s for s in list_specs() if s.deployable], ids=lambda s: s.model_id
+)
+def test_keeping_coco_classes_keeps_their_pretrained_outputs_exactly(spec):
+    """reinitialize_top_layer=False on a COCO model: the new head's class k is the old head's
+    COCO class KEPT[k] (plus background where the head has one), with the same outputs."""
+    import copy
+
+    from boxtune.engines.torch.tv_models import TorchvisionNet
+
+    torch.manual_seed(0)
+    size = 300 if spec.architecture.startswith("ssd300") else 128
+    model = build_torchvision(spec.architecture, COCO_NUM_CLASSES, size).eval()
+    old = TorchvisionNet(model, spec.architecture, size)
+    new = copy.deepcopy(old)
+    new.keep_coco_classes(KEPT)
+    rows = list(range(old.label_offset)) + KEPT
+    images = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        old_scores, old_boxes = _head_outputs(old, spec.architecture, images)
+        new_scores, new_boxes = _head_outputs(new, spec.architecture, images)
+    assert new_scores.shape[-1] == len(rows)
+    # Same weights; a convolution with fewer output channels may sum in another order.
+    torch.testing.assert_close(new_scores, old_scores[..., rows], rtol=1e-5, atol=1e-5)
+    if spec.architecture.startswith("fasterrcnn"):  # class-specific box regression
+        torch.testing.assert_close(new_boxes, old_boxes[:, rows], rtol=1e-5, atol=1e-5)
+    else:
+        torch.testing.assert_close(new_boxes, old_boxes, rtol=0, atol=0)
+
+
+def test_reinitialize_top_layer_false_keeps_the_coco_head_for_coco_classes(fake_coco_weights):
+    from boxtune.labels import LabelMap
+
+    engine = get_engine("torch")
+    coco_named = LabelMap.from_categories({5: "Person", 9: "dog"})  # the dataset's own ids
+    kept = engine.create(fake_coco_weights, coco_named, init="pretrained", reinitialize_head=False)
+    fresh = engine.create(fake_coco_weights, coco_named, init="pretrained")
+    pretrained = torch.load(cached_weights_path(fake_coco_weights), weights_only=True)
+    name = "model.head.classification_head.module_list.0.1.weight"
+    source = pretrained[name.removeprefix("model.")]
+    anchors = source.shape[0] // COCO_NUM_CLASSES
+    expected = source.reshape(anchors, COCO_NUM_CLASSES, -1)[:, [0, *KEPT]]
+    got = kept.net.state_dict()[name].reshape(anchors, 3, -1)
+    assert torch.equal(got, expected)  # bit for bit
+    assert not torch.equal(fresh.net.state_dict()[name].reshape(anchors, 3, -1), expected)
+    with pytest.raises(ModelError, match="hexagon is not one of them"):
+        engine.create(
+            fake_coco_weights,
+            LabelMap.from_categories({1: "person", 2: "hexagon"}),
+            reinitialize_head=False,
+        )

@@ -74,10 +74,12 @@ def build_network(
     *,
     backbone_weights: Path | None = None,
     coco_weights: Path | None = None,
+    keep_coco_classes: list[int] | None = None,
 ) -> nn.Module:
     """The network of ``arch`` with random weights, or with ImageNet backbone weights
-    (the default model) or full COCO weights (torchvision; the class head is then replaced
-    for ``arch.num_classes``)."""
+    (the default model) or full COCO weights (torchvision; the class head is then new for
+    ``arch.num_classes``, or, with ``keep_coco_classes``, the pretrained rows of those COCO
+    category ids)."""
     if arch.name == EFFICIENTDET_LITE0:
         if coco_weights is not None:
             raise ModelError(f"{arch.name} has no COCO-pretrained weights")
@@ -91,7 +93,10 @@ def build_network(
         model = build_torchvision(arch.name, COCO_NUM_CLASSES, arch.image_size)
         load_coco_weights(model, coco_weights)
         net = TorchvisionNet(model, arch.name, arch.image_size, pretrained=True)
-        net.reset_classes(arch.num_classes)
+        if keep_coco_classes is None:
+            net.reset_classes(arch.num_classes)
+        else:
+            net.keep_coco_classes(keep_coco_classes)
         return net
     model = build_torchvision(
         arch.name, arch.num_classes + background_slots(arch.name), arch.image_size

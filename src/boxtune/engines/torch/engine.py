@@ -38,23 +38,35 @@ def _check_init(init: str) -> None:
         raise ModelError(f"unknown init {init!r}", hint="use 'pretrained' or 'random'")
 
 
-def _no_head_to_keep(spec: ModelSpec, init: str, label_map: LabelMap) -> ModelError:
-    if init == "random":
-        reason = "the run starts from random weights (init='random')"
-    elif spec.weights.describes != "detector":
-        reason = f"its pretrained weights cover the {spec.weights.describes} only"
-    else:
-        reason = (
-            f"its pretrained class head predicts the {COCO_NUM_CLASSES - 1} COCO classes, not "
-            f"your {len(label_map)}"
-        )
+def _no_head_to_keep(spec: ModelSpec, reason: str) -> ModelError:
     return ModelError(
         f"reinitialize_top_layer=False keeps the pretrained class head of {spec.model_id}, but "
         f"there is none that fits: {reason}",
         where="reinitialize_top_layer",
         hint="use reinitialize_top_layer=Auto (a new head for your classes when fine-tuning a "
-        "catalog model); False keeps the head of an artifact in incremental training",
+        "catalog model); False keeps the head of an artifact in incremental training, and of a "
+        "COCO-pretrained model when every class of yours is a COCO class (same name)",
     )
+
+
+def _pretrained_coco_ids(spec: ModelSpec, init: str, label_map: LabelMap) -> list[int]:
+    """The COCO category of each of ``label_map``'s classes, matched by name, for keeping a
+    COCO-pretrained class head; a ModelError says why it cannot be kept."""
+    if init == "random":
+        raise _no_head_to_keep(spec, "the run starts from random weights (init='random')")
+    if spec.weights.describes != "detector":
+        raise _no_head_to_keep(
+            spec, f"its pretrained weights cover the {spec.weights.describes} only"
+        )
+    by_name = {name.lower(): category_id for category_id, name in coco_categories().items()}
+    missing = [name for name in label_map.names if name.lower() not in by_name]
+    if missing:
+        raise _no_head_to_keep(
+            spec,
+            f"its pretrained head predicts the 80 COCO classes, and {', '.join(missing)} "
+            "is not one of them",
+        )
+    return [by_name[name.lower()] for name in label_map.names]
 
 
 class TorchEngine(Engine):
@@ -107,10 +119,8 @@ class TorchEngine(Engine):
             raise ModelError(
                 "the label map has no classes", hint="the dataset needs at least one category"
             )
-        # A catalog model's class head is COCO's (80 classes) or absent (backbone weights), so
-        # it never fits a dataset's label map: keeping it cannot be honoured silently.
-        if not reinitialize_head:
-            raise _no_head_to_keep(spec, init, label_map)
+        # Keeping the pretrained head is honoured or refused by name, never silently ignored.
+        keep = None if reinitialize_head else _pretrained_coco_ids(spec, init, label_map)
         arch = TorchArchitecture(
             name=spec.architecture,
             image_size=image_size or spec.image_size,
@@ -121,7 +131,7 @@ class TorchEngine(Engine):
         if arch.name == EFFICIENTDET_LITE0:
             net = build_network(arch, backbone_weights=pretrained)
         else:
-            net = build_network(arch, coco_weights=pretrained)
+            net = build_network(arch, coco_weights=pretrained, keep_coco_classes=keep)
         return TorchDetector(
             net, arch, label_map, model_id=spec.model_id, family=spec.family, device=device
         )

@@ -116,6 +116,55 @@ def reset_classes(model: nn.Module, architecture: str, num_classes: int) -> None
         raise ModelError(f"no class-head replacement known for {architecture}")
 
 
+def _rows(tensor: torch.Tensor, groups: int, classes: int, keep: list[int], per_class: int = 1):
+    """The rows of ``keep``'s classes from a tensor whose rows run (group, class, per_class)."""
+    shaped = tensor.detach().reshape(groups, classes, per_class, *tensor.shape[1:])
+    return shaped[:, keep].reshape(groups * len(keep) * per_class, *tensor.shape[1:]).clone()
+
+
+def _keep_rows(old: nn.Module, new: nn.Module, groups: int, classes: int, keep: list[int],
+               per_class: int = 1) -> nn.Module:  # fmt: skip
+    with torch.no_grad():
+        new.weight.copy_(_rows(old.weight, groups, classes, keep, per_class))
+        new.bias.copy_(_rows(old.bias, groups, classes, keep, per_class))
+    return new
+
+
+def keep_classes(model: nn.Module, architecture: str, keep: list[int]) -> None:
+    """Shrink the class predictor to the labels ``keep`` (in that order), keeping their
+    pretrained rows bit for bit (reinitialize_top_layer=False on a COCO model)."""
+    if architecture.startswith("fasterrcnn"):
+        from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+
+        old = model.roi_heads.box_predictor
+        classes = old.cls_score.out_features
+        new = FastRCNNPredictor(old.cls_score.in_features, len(keep)).to(old.cls_score.weight)
+        _keep_rows(old.cls_score, new.cls_score, 1, classes, keep)
+        _keep_rows(old.bbox_pred, new.bbox_pred, 1, classes, keep, per_class=4)
+        model.roi_heads.box_predictor = new
+    elif architecture.startswith(("retinanet", "fcos")):
+        head = model.head.classification_head
+        anchors = head.cls_logits.out_channels // head.num_classes
+        new = _replace_conv(head.cls_logits, anchors * len(keep))
+        head.cls_logits = _keep_rows(head.cls_logits, new, anchors, head.num_classes, keep)
+        head.num_classes = len(keep)
+    elif architecture.startswith(("ssdlite", "ssd300")):
+        head = model.head.classification_head
+        for index, block in enumerate(head.module_list):
+            conv = block[-1] if isinstance(block, nn.Sequential) else block
+            anchors = conv.out_channels // head.num_columns
+            new = _keep_rows(
+                conv, _replace_conv(conv, anchors * len(keep)), anchors, head.num_columns, keep
+            )
+            if isinstance(block, nn.Sequential):
+                block[-1] = new
+            else:
+                head.module_list[index] = new
+        head.num_columns = len(keep)
+    else:
+        raise ModelError(f"no class-head selection known for {architecture}")
+
+
 def head_modules(model: nn.Module, architecture: str) -> list[nn.Module]:
     """What `train_only_top_layer` trains: the detection heads (RPN + ROI heads for R-CNN)."""
     if architecture.startswith("fasterrcnn"):
@@ -210,3 +259,9 @@ class TorchvisionNet(nn.Module):
 
     def reset_classes(self, num_classes: int) -> None:
         reset_classes(self.model, self.architecture, num_classes + self.label_offset)
+
+    def keep_coco_classes(self, coco_ids: list[int]) -> None:
+        """Class index i becomes COCO category ``coco_ids[i]``, with its pretrained weights
+        (and the background row, for heads that have one)."""
+        background = list(range(self.label_offset))
+        keep_classes(self.model, self.architecture, background + list(coco_ids))
