@@ -202,9 +202,7 @@ def load_rgb(
 
 def load_rgb_array(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
     """H x W x 3 uint8 RGB pixels of ``path``, as runners take them; see :func:`load_rgb`."""
-    with _problems(path), open_image(path) as img:
-        _check_pixels(img, max_pixels or pixel_limit())
-        return to_rgb_array(img)
+    return np.ascontiguousarray(np.asarray(load_rgb(path, max_pixels=max_pixels), np.uint8))
 
 
 __all__ = [

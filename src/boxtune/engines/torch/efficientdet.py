@@ -20,6 +20,8 @@ from boxtune.engines.torch.loss import detection_loss
 from boxtune.engines.torch.neck import LitePAN
 from boxtune.engines.torch.postprocess import PostprocessConfig, postprocess
 
+# Pyramid strides P3-P6, known without building the network (onnxruntime runners need them).
+STRIDES = (*FEATURE_STRIDES, FEATURE_STRIDES[-1] * 2)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -42,7 +44,7 @@ class EfficientDetLite(nn.Module):
         )
         self.backbone = EfficientNetLite0Backbone(image_size, backbone_weights)
         self.neck = LitePAN(self.backbone.out_channels, channels)
-        self.strides = self.strides_for(None)
+        self.strides = STRIDES
         self.head = SharedHead(num_classes, channels, head_depth, num_levels=len(self.strides))
         mean = torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
         std = torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1) * 255.0
@@ -53,12 +55,6 @@ class EfficientDetLite(nn.Module):
         self.level_counts = level_counts(image_size, self.strides)
         # Decode/NMS settings (score floor, pre-NMS top-k, max detections); not weights.
         self.postprocess_config = PostprocessConfig()
-
-    @staticmethod
-    def strides_for(spec) -> tuple[int, ...]:
-        """Pyramid strides (P3-P6) without building the network (for onnxruntime runners)."""
-        del spec
-        return (*FEATURE_STRIDES, FEATURE_STRIDES[-1] * 2)
 
     @property
     def num_classes(self) -> int:

@@ -16,7 +16,7 @@ from boxtune.engines.torch.architecture import (
 )
 from boxtune.engines.torch.checkpoint import CHECKPOINT_SUFFIX, WEIGHTS_FILE, load_weights
 from boxtune.engines.torch.detector import TorchDetector
-from boxtune.engines.torch.efficientdet import EfficientDetLite
+from boxtune.engines.torch.efficientdet import STRIDES as EFFICIENTDET_STRIDES
 from boxtune.engines.torch.onnx_export import ONNX_FILE
 from boxtune.engines.torch.runners import BACKENDS, OnnxRunner, TorchRunner, fall_back_to_torch
 from boxtune.engines.torch.tv_models import (
@@ -64,7 +64,7 @@ def _pretrained_coco_ids(spec: ModelSpec, init: str, label_map: LabelMap) -> lis
         raise _no_head_to_keep(
             spec,
             f"its pretrained head predicts the 80 COCO classes, and {', '.join(missing)} "
-            "is not one of them",
+            f"{'is' if len(missing) == 1 else 'are'} not one of them",
         )
     return [by_name[name.lower()] for name in label_map.names]
 
@@ -159,7 +159,7 @@ class TorchEngine(Engine):
                     onnx_path,
                     artifact.image_size,
                     artifact.label_map,
-                    EfficientDetLite.strides_for(None),
+                    EFFICIENTDET_STRIDES,
                 )
             if backend is not None:
                 fall_back_to_torch(f"{artifact.directory} has no {ONNX_FILE}")
