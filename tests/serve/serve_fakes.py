@@ -6,7 +6,9 @@ so that every image gets a deterministic, content-dependent answer. Servers load
 ``--model py:serve_fakes:make_runner`` (tests/serve on PYTHONPATH).
 
 Environment knobs for process tests: ``BOXTUNE_FAKE_DELAY_S`` (sleep per model call),
-``BOXTUNE_FAKE_LOAD_S`` (sleep while loading).
+``BOXTUNE_FAKE_LOAD_S`` (sleep while loading), ``BOXTUNE_FAKE_SLOW_AFTER_FIRST`` (a marker path:
+the first process to load creates it and loads at once, every later one sleeps
+``BOXTUNE_FAKE_LOAD_S``).
 """
 
 from __future__ import annotations
@@ -82,9 +84,21 @@ class FakeRunner(Runner):
 
 def make_runner(backend: str = "onnxruntime") -> FakeRunner:
     load_s = float(os.environ.get("BOXTUNE_FAKE_LOAD_S", "0"))
+    marker = os.environ.get("BOXTUNE_FAKE_SLOW_AFTER_FIRST")
+    if marker and _claim(marker):
+        load_s = 0.0
     if load_s:
         time.sleep(load_s)
     return FakeRunner(delay_s=float(os.environ.get("BOXTUNE_FAKE_DELAY_S", "0")))
+
+
+def _claim(marker: str) -> bool:
+    """True for the one process that creates ``marker`` first."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def make_failing_runner(backend: str = "onnxruntime") -> FakeRunner:

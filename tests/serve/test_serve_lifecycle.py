@@ -130,6 +130,27 @@ def test_several_workers_and_aggregated_metrics(tmp_path):
     assert server.process.returncode == 0
 
 
+def test_a_worker_still_loading_receives_no_requests(tmp_path):
+    # One worker is ready at once, the other loads for 6 s: /ping answers 200 as soon as the
+    # first one can serve, so every request sent from then on must reach a ready worker.
+    server = ServerProcess(
+        FAKE,
+        "--workers",
+        "2",
+        log_path=tmp_path / "log",
+        env={
+            "BOXTUNE_FAKE_LOAD_S": "6",
+            "BOXTUNE_FAKE_SLOW_AFTER_FIRST": str(tmp_path / "first-loaded"),
+        },
+    )
+    with server:
+        server.wait_ready(timeout=60)
+        statuses = [_post(server.url).status_code for _ in range(20)]  # a new connection each
+        pings = [httpx.get(f"{server.url}/ping", timeout=30).status_code for _ in range(10)]
+    assert statuses == [200] * 20
+    assert pings == [200] * 10
+
+
 def test_runner_failure_is_a_json_500_and_the_server_lives_on(tmp_path):
     server = ServerProcess("py:serve_fakes:make_failing_runner", log_path=tmp_path / "log")
     with server:

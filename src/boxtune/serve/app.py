@@ -1,7 +1,10 @@
 """The HTTP app: the managed platform's routes (``/ping``, ``/invocations``), KServe v2 health
 routes and Prometheus ``/metrics``.
 
-The model loads in a background thread at startup, so ``/ping`` answers 503 until it is ready.
+With one process the model loads in a background thread at startup, so ``/ping`` answers 503
+until it is ready. Worker processes (``--workers N``) share one listening socket: each loads its
+model before it starts accepting, so a request never reaches a worker that cannot serve it and
+``/ping`` answers 200 only from ready workers.
 Every error is JSON ``{"error", "hint"}``; stack traces go to the server log only.
 """
 
@@ -85,8 +88,15 @@ def error_response(err: ErrorResponse) -> Response:
     return response
 
 
-def create_app(config: ServeConfig, predictor: InProcessPredictor | None = None) -> ASGIApp:
-    """The ASGI app; pass ``predictor`` to serve an already loaded one (tests, embedding)."""
+def create_app(
+    config: ServeConfig,
+    predictor: InProcessPredictor | None = None,
+    *,
+    load_before_serving: bool = False,
+) -> ASGIApp:
+    """The ASGI app; pass ``predictor`` to serve an already loaded one (tests, embedding).
+    ``load_before_serving`` finishes loading (or failing to load) within the lifespan startup,
+    before uvicorn accepts connections; otherwise the model loads in the background."""
     state = ModelState()
     if predictor is not None:
         state.predictor = predictor
@@ -120,7 +130,10 @@ def create_app(config: ServeConfig, predictor: InProcessPredictor | None = None)
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         batcher.start()
-        if predictor is None:
+        if predictor is None and load_before_serving:
+            # A failed load still lets the worker start, to answer 503 with the reason
+            await asyncio.to_thread(load_model)
+        elif predictor is None:
             threading.Thread(target=load_model, name="boxtune-load", daemon=True).start()
         yield
         await batcher.stop()
@@ -220,11 +233,11 @@ def create_app(config: ServeConfig, predictor: InProcessPredictor | None = None)
 
 def app_from_env() -> ASGIApp:
     """App factory for uvicorn worker processes (``boxtune serve --workers N``): they log as
-    the CLI process does."""
+    the CLI process does, and accept requests only once their model is loaded."""
     from boxtune import console
 
     console.configure()
-    return create_app(ServeConfig.from_env())
+    return create_app(ServeConfig.from_env(), load_before_serving=True)
 
 
 def _decode_and_predict(predictor: InProcessPredictor, bodies: list[bytes]) -> list:
