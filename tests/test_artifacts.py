@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.fake_engine import FakeDetector
 
 from boxtune.artifacts import (
     MANIFEST_FILE,
@@ -131,7 +132,7 @@ def _tar_with(tmp_path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Pat
     return path
 
 
-@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink", "nested"])
+@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink"])
 def test_unsafe_tarballs_are_refused_before_writing_anything(tmp_path, home, kind):
     member = tarfile.TarInfo(
         {"parent": "../escape.txt", "absolute": "/tmp/escape.txt"}.get(kind, "x")
@@ -141,8 +142,6 @@ def test_unsafe_tarballs_are_refused_before_writing_anything(tmp_path, home, kin
         member.type = tarfile.SYMTYPE
         member.linkname = "/etc/passwd"
         data = b""
-    elif kind == "nested":
-        member.name = "sub/escape.txt"
     member.size = len(data)
     with pytest.raises(ModelError, match="unexpected entry"):
         load_artifact(_tar_with(tmp_path, member, data))
@@ -239,8 +238,9 @@ def test_onnxruntime_falls_back_to_torch_without_model_onnx(artifact_dir, tmp_pa
         assert type(get_engine("torch").load_runner(load_artifact(copy))).__name__ == "TorchRunner"
 
 
-def test_s3_round_trip(detector, tmp_path, monkeypatch):
-    """Write to and load from s3:// against a real S3 protocol server (moto) on 127.0.0.1."""
+@pytest.fixture
+def s3(monkeypatch):
+    """A real S3 protocol server (moto) on 127.0.0.1 with an empty bucket ``models``."""
     moto_server = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
@@ -256,10 +256,184 @@ def test_s3_round_trip(detector, tmp_path, monkeypatch):
         }.items():
             monkeypatch.setenv(key, value)
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="models")
-        write_artifact(detector, "s3://models/run1/model", metrics={"mAP": 0.25})
-        art = load_artifact("s3://models/run1/model")
-        assert art.metrics == {"mAP": 0.25} and art.label_map == LABELS
-        tar_art = load_artifact("s3://models/run1/model/model.tar.gz")
-        assert tar_art.model_id == DEFAULT_MODEL_ID
+        yield endpoint
     finally:
         server.stop()
+
+
+def test_s3_round_trip(detector, s3):
+    """Write to and load from s3://."""
+    write_artifact(detector, "s3://models/run1/model", metrics={"mAP": 0.25})
+    art = load_artifact("s3://models/run1/model")
+    assert art.metrics == {"mAP": 0.25} and art.label_map == LABELS
+    tar_art = load_artifact("s3://models/run1/model/model.tar.gz")
+    assert tar_art.model_id == DEFAULT_MODEL_ID
+
+
+# A TensorFlow-like engine: its files are a SavedModel directory and a checkpoint directory.
+NESTED_FILES = {
+    "saved_model/saved_model.pb": b"graph",
+    "saved_model/fingerprint.pb": b"fingerprint",
+    "saved_model/variables/variables.index": b"index",
+    "saved_model/variables/variables.data-00000-of-00001": bytes(range(256)) * 4,
+    "checkpoint/checkpoint": b'model_checkpoint_path: "ckpt-1"\n',
+    "checkpoint/ckpt-1.index": b"ckpt index",
+    "checkpoint/ckpt-1.data-00000-of-00001": b"ckpt data",
+}
+
+
+class NestedDetector(FakeDetector):
+    exported: list[str] | None = None  # what export returns (default: NESTED_FILES' names)
+
+    def export(self, directory: Path) -> list[str]:
+        for name, data in NESTED_FILES.items():
+            path = Path(directory) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return list(NESTED_FILES) if self.exported is None else self.exported
+
+
+@pytest.fixture
+def nested_dir(tmp_path):
+    return write_artifact(NestedDetector(LABELS, SIZE), tmp_path / "tf-model")
+
+
+def _assert_nested_files(directory: Path) -> None:
+    for name, data in NESTED_FILES.items():
+        assert (directory / name).read_bytes() == data, name
+
+
+def test_nested_names_are_in_the_manifest_and_the_tarball(nested_dir):
+    manifest = json.loads((nested_dir / MANIFEST_FILE).read_text())
+    expected = set(NESTED_FILES) | {"labels_info.json", "metrics.json", "history.json"}
+    assert set(manifest["files"]) == expected
+    for name, data in NESTED_FILES.items():
+        record = manifest["files"][name]
+        assert record == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    with tarfile.open(nested_dir / TARBALL_FILE) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == sorted(expected | {MANIFEST_FILE})
+        for member in members:
+            assert member.isfile() and member.mtime == 0 and member.mode == 0o644
+            assert tar.extractfile(member).read() == (nested_dir / member.name).read_bytes()
+    assert not list(nested_dir.parent.glob(".*"))
+
+
+@pytest.mark.parametrize("form", ["directory", "tarball", "directory with only the tarball"])
+def test_nested_artifact_loads_from_each_form(nested_dir, tmp_path, home, form):
+    if form == "directory":
+        location = nested_dir
+    elif form == "tarball":
+        location = nested_dir / TARBALL_FILE
+    else:
+        location = tmp_path / "job-output"
+        location.mkdir()
+        (location / TARBALL_FILE).write_bytes((nested_dir / TARBALL_FILE).read_bytes())
+    art = load_artifact(location)
+    if form != "directory":
+        assert art.directory.parent == home / "artifacts"
+    assert art.label_map == LABELS and set(NESTED_FILES) <= set(art.files)
+    _assert_nested_files(art.directory)
+
+
+def test_nested_artifact_s3_round_trip(s3, home):
+    write_artifact(NestedDetector(LABELS, SIZE), "s3://models/tf/model")
+    for location in ("s3://models/tf/model", "s3://models/tf/model/model.tar.gz"):
+        art = load_artifact(location)
+        assert art.directory.is_relative_to(home) and art.label_map == LABELS
+        _assert_nested_files(art.directory)
+
+
+def test_tampered_nested_file_is_named(nested_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(nested_dir, copy)
+    (copy / "saved_model/variables/variables.index").write_bytes(b"evil")
+    with pytest.raises(ModelError, match=r"saved_model/variables/variables\.index does not match"):
+        load_artifact(copy)
+    shutil.rmtree(copy / "checkpoint")
+    with pytest.raises(ModelError, match=r"checkpoint/checkpoint is missing"):
+        load_artifact(copy)
+
+
+def _tar_of(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for member, data in members:
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return path
+
+
+def _files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+
+
+@pytest.mark.parametrize(
+    "name", ["a/../../x", "/abs", "a/.hidden", "a//b", "..", "a/", "a\\b", "a/./b", "x" * 256]
+)
+def test_unsafe_nested_names_are_refused_before_writing_anything(tmp_path, home, name):
+    valid = tarfile.TarInfo("saved_model/saved_model.pb")
+    tarball = _tar_of(tmp_path, [(valid, b"ok"), (tarfile.TarInfo(name), b"pwned")])
+    with pytest.raises(ModelError, match="unexpected entry"):
+        load_artifact(tarball)
+    assert _files_under(tmp_path) == ["evil.tar.gz"]  # not even the valid member
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE])
+def test_nested_links_and_devices_are_refused(tmp_path, home, kind):
+    link = tarfile.TarInfo("saved_model/variables")
+    link.type, link.linkname = kind, "../../../outside"
+    payload = tarfile.TarInfo("saved_model/variables/variables.index")
+    with pytest.raises(ModelError, match=r"unexpected entry .*not a regular file"):
+        load_artifact(_tar_of(tmp_path, [(link, b""), (payload, b"pwned")]))
+    assert _files_under(tmp_path) == ["evil.tar.gz"]
+
+
+def test_duplicate_entries_are_refused(tmp_path, home):
+    members = [(tarfile.TarInfo("a/b"), b"one"), (tarfile.TarInfo("a/b"), b"two")]
+    with pytest.raises(ModelError, match="duplicate"):
+        load_artifact(_tar_of(tmp_path, members))
+
+
+def test_valid_directory_entries_are_created(nested_dir, tmp_path):
+    with tarfile.open(nested_dir / TARBALL_FILE) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    empty = tarfile.TarInfo("saved_model/assets")
+    empty.type = tarfile.DIRTYPE
+    art = load_artifact(_tar_of(tmp_path, [(empty, b""), *members]))
+    assert (art.directory / "saved_model/assets").is_dir()
+    _assert_nested_files(art.directory)
+
+
+@pytest.mark.parametrize("name", ["../x", "a/./b", "/abs/x", ".hidden", "a//b", "a\\b"])
+def test_manifest_with_unsafe_names_is_refused(nested_dir, tmp_path, name):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(nested_dir, copy)
+    (tmp_path / "x").write_bytes(b"outside")  # ../x exists, with the hash the manifest gives
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    manifest["files"][name] = {"sha256": hashlib.sha256(b"outside").hexdigest(), "size": 7}
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="invalid file name") as info:
+        load_artifact(copy)
+    assert info.value.where == str(copy / MANIFEST_FILE)
+
+
+@pytest.mark.parametrize(
+    ("exported", "message"),
+    [
+        (["saved_model"], "not a file"),
+        (["saved_model/../x"], "'..' component"),
+        (["checkpoint/checkpoint", "checkpoint/checkpoint"], "duplicate"),
+        ([MANIFEST_FILE], "writes itself"),
+    ],
+)
+def test_export_with_bad_names_writes_no_artifact(tmp_path, exported, message):
+    detector = NestedDetector(LABELS, SIZE)
+    detector.exported = exported
+    with pytest.raises(ModelError, match=message):
+        write_artifact(detector, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []

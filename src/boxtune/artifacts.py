@@ -7,7 +7,8 @@ Layout (format version 1)::
                          catalog), num_classes, image_size, hyperparameters, library versions,
                          created_at, and the sha256 + size of every other file
     (engine files)       the weights, in a format that loads without executing code, and a
-                         fast-serving export where the engine has one (``Detector.export``)
+                         fast-serving export where the engine has one (``Detector.export``);
+                         names may be relative POSIX paths (``saved_model/saved_model.pb``)
     labels_info.json     the label map (LabelMap.to_json)
     metrics.json         final metrics
     history.json         per-epoch metrics
@@ -48,6 +49,12 @@ LABELS_FILE = "labels_info.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 _TAR_MTIME = 0  # fixed, so identical files give an identical tarball
+_MAX_NAME = 1024
+_MAX_COMPONENT = 255
+_ARCHIVE_HINT = (
+    "a boxtune model.tar.gz holds only regular files under relative paths (no links, "
+    "absolute, '..' or hidden names); re-create it with boxtune"
+)
 
 
 def _versions(libraries: tuple[str, ...]) -> dict[str, str]:
@@ -70,8 +77,38 @@ def _engine_libraries(engine_name: str) -> tuple[str, ...]:
         return ()
 
 
+def _check_member_name(name: object, where: str, *, what: str, hint: str) -> None:
+    """Refuse ``name`` unless it is a safe artifact file name: a relative POSIX path without
+    backslashes or NUL whose components are not empty, ``.``, ``..`` or hidden (temp files).
+
+    The error reads ``<what> <name> (<problem>)``.
+    """
+    problem = None
+    if not isinstance(name, str) or not name:
+        problem = "not a non-empty string"
+    elif len(name) > _MAX_NAME:
+        problem = f"longer than {_MAX_NAME} characters"
+    elif "\\" in name or "\0" in name:
+        problem = "contains a backslash or NUL"
+    elif name.startswith("/"):
+        problem = "an absolute path"
+    else:
+        for part in name.split("/"):
+            if part in ("", ".", ".."):
+                problem = f"has an empty, '.' or '..' component {part!r}"
+            elif part.startswith("."):
+                problem = f"has a hidden component {part!r}"
+            elif len(part) > _MAX_COMPONENT:
+                problem = f"has a component longer than {_MAX_COMPONENT} characters"
+            if problem:
+                break
+    if problem:
+        raise ModelError(f"{what} {name!r} ({problem})", where=where, hint=hint)
+
+
 def write_tarball(directory: Path, names: list[str], target: Path) -> None:
-    """A deterministic gzip tar of ``names`` (flat, sorted, fixed mtime/owner/mode)."""
+    """A deterministic gzip tar of ``names`` (relative POSIX paths, stored as they are: files
+    only, sorted, fixed mtime/owner/mode); extraction creates the parent directories."""
     with (
         open(target, "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=_TAR_MTIME) as gz,
@@ -87,6 +124,25 @@ def write_tarball(directory: Path, names: list[str], target: Path) -> None:
             info.uname = info.gname = ""
             with open(path, "rb") as fh:
                 tar.addfile(info, fh)
+
+
+def _check_exported(names: list[str], directory: Path, engine: str) -> None:
+    """Catch an engine's bug before it becomes an artifact that does not load."""
+    hint = "Detector.export must return the relative paths of the files it wrote, once each"
+    reserved = {MANIFEST_FILE, TARBALL_FILE, LABELS_FILE, METRICS_FILE, HISTORY_FILE}
+    for index, name in enumerate(names):
+        _check_member_name(name, str(directory), what=f"the {engine} engine exported", hint=hint)
+        if name in reserved:
+            problem = "a name boxtune writes itself"
+        elif name in names[:index]:
+            problem = "a duplicate"
+        elif not (directory / name).is_file():
+            problem = "not a file: list every file under a directory, never the directory"
+        else:
+            continue
+        raise ModelError(
+            f"the {engine} engine exported {name!r} ({problem})", where=str(directory), hint=hint
+        )
 
 
 def _check_replaceable(target: Path) -> None:
@@ -127,6 +183,7 @@ def write_artifact(
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
     try:
         names = list(detector.export(tmp))
+        _check_exported(names, tmp, detector.engine)
         detector.label_map.save(tmp / LABELS_FILE)
         atomic_write_json(tmp / METRICS_FILE, metrics or {})
         atomic_write_json(tmp / HISTORY_FILE, history or [])
@@ -202,27 +259,42 @@ class Artifact:
 
 
 def _safe_extract(tarball: Path, destination: Path) -> None:
-    """Extract only flat regular files: no links, devices, absolute or parent paths."""
+    """Extract regular files (and directories) under safe relative names into
+    ``destination``; anything else (links, devices, absolute, parent or hidden names,
+    duplicates) is refused before anything is written."""
     try:
         with tarfile.open(tarball, mode="r:gz") as tar:
-            for member in tar.getmembers():
-                name = member.name
-                if (
-                    not member.isfile()
-                    or "/" in name
-                    or "\\" in name
-                    or name in ("", ".", "..")
-                    or name.startswith(".")
-                ):
+            members = tar.getmembers()
+            seen: set[str] = set()
+            for member in members:
+                if not (member.isfile() or member.isdir()) or member.name in seen:
+                    kind = "a duplicate" if member.name in seen else "not a regular file"
                     raise ModelError(
-                        f"unexpected entry {name!r} in the archive",
+                        f"unexpected entry {member.name!r} in the archive ({kind})",
                         where=str(tarball),
-                        hint="a boxtune model.tar.gz holds only flat files; re-create it with "
-                        "boxtune",
+                        hint=_ARCHIVE_HINT,
                     )
+                _check_member_name(
+                    member.name, str(tarball), what="unexpected entry", hint=_ARCHIVE_HINT
+                )
+                seen.add(member.name)
+            root = destination.resolve()
+            for member in members:
+                path = root / member.name
+                # Valid names cannot leave root; resolving also guards against links on disk.
+                if not path.resolve().is_relative_to(root):
+                    raise ModelError(
+                        f"unexpected entry {member.name!r} in the archive (outside it)",
+                        where=str(tarball),
+                        hint=_ARCHIVE_HINT,
+                    )
+                if member.isdir():
+                    path.mkdir(parents=True, exist_ok=True)
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
                 assert source is not None
-                with source, open(destination / name, "wb") as out:
+                with source, open(path, "xb") as out:
                     shutil.copyfileobj(source, out)
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, OSError) as exc:
         raise ModelError(
@@ -284,12 +356,20 @@ def verify_artifact(directory: Path) -> dict:
                 where=str(manifest_path),
                 hint="the artifact is damaged; export it again",
             )
+    if not isinstance(manifest["files"], dict):
+        raise ModelError(
+            "the manifest's 'files' is not a mapping",
+            where=str(manifest_path),
+            hint="the artifact is damaged; export it again",
+        )
     for name, record in manifest["files"].items():
+        _check_member_name(
+            name,
+            str(manifest_path),
+            what="the manifest lists an invalid file name",
+            hint="the manifest is damaged or was not written by boxtune; export it again",
+        )
         path = directory / name
-        if "/" in name or "\\" in name or name.startswith("."):
-            raise ModelError(
-                f"invalid file name {name!r} in the manifest", where=str(manifest_path)
-            )
         if not path.is_file():
             raise ModelError(
                 f"{name} is missing",

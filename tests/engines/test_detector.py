@@ -6,7 +6,7 @@ from _engine_helpers import LABELS, SMALL, hp, make_batch
 
 from boxtune.catalog import DEFAULT_MODEL_ID, get_spec
 from boxtune.engines import get_engine
-from boxtune.engines.torch.optimizers import OPTIMIZER_OPTIONS
+from boxtune.engines.optimizer_options import OPTIMIZER_OPTIONS
 from boxtune.errors import HyperparameterError, ModelError
 
 

@@ -21,13 +21,15 @@ from _engine_helpers import LABELS, SMALL, hp, make_batch
 from tests.fake_engine import FakeDetector, FakeEngine
 
 from boxtune.artifacts import load_artifact, write_artifact
-from boxtune.catalog import DEFAULT_MODEL_ID, get_spec
+from boxtune.catalog import DEFAULT_MODEL_ID, TF_PERSON_MODEL_ID, get_spec
 from boxtune.detections import Detections
 from boxtune.engines import available_backends, get_engine
 from boxtune.engines.base import Detector, Engine, Runner
 from boxtune.errors import ModelError
+from boxtune.labels import LabelMap
 
 State = dict[str, np.ndarray]
+OTHER_LABELS = LabelMap.from_categories({3: "ellipse", 8: "triangle"})
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ class EngineUnderTest:
     class_predictor: Callable[[Detector], State]
     # everything else the model holds
     all_weights: Callable[[Detector], State]
+    model_id: str = DEFAULT_MODEL_ID
+    # a detector whose checkpoints must not load into model_id's (another model or classes)
+    mismatched: Callable[[Engine], Detector] = lambda engine: engine.create(
+        get_spec("pytorch-od1-ssdlite320-mobilenet-v3-large"), LABELS, init="random",
+        image_size=SMALL,
+    )  # fmt: skip
 
 
 def _torch_state(module: torch.nn.Module, keep: Callable[[str], bool] = lambda _: True) -> State:
@@ -55,6 +63,16 @@ def _torch_frozen(detector) -> State:
         name: tensor.detach().cpu().numpy().copy()
         for name, tensor in detector.net.state_dict(keep_vars=True).items()
         if id(tensor) not in head
+    }
+
+
+def _keras_state(model, keep: Callable[[str], bool] = lambda _: True) -> State:
+    """Every variable (batch-norm statistics included) of the layers whose name ``keep``s."""
+    return {
+        f"{layer.name}/{i}": np.array(weight)
+        for layer in model.layers
+        if keep(layer.name)
+        for i, weight in enumerate(layer.get_weights())
     }
 
 
@@ -75,6 +93,16 @@ ENGINES = {
         class_predictor=lambda d: _torch_state(d.net, lambda k: "class_tower.predict" in k),
         all_weights=lambda d: _torch_state(d.net),
     ),
+    "tensorflow": EngineUnderTest(
+        lambda: get_engine("tensorflow"),
+        frozen_when_head_only=lambda d: _keras_state(d.model, lambda n: not n.startswith("Box")),
+        class_predictor=lambda d: _keras_state(d.model, lambda n: n.endswith("ClassPredictor")),
+        all_weights=lambda d: _keras_state(d.model),
+        model_id=TF_PERSON_MODEL_ID,
+        mismatched=lambda engine: engine.create(
+            get_spec(TF_PERSON_MODEL_ID), OTHER_LABELS, init="random", image_size=SMALL
+        ),
+    ),
 }
 
 
@@ -88,9 +116,14 @@ def engine(case) -> Engine:
     return case.make_engine()
 
 
-def _create(engine: Engine) -> Detector:
+@pytest.fixture
+def model_id(case) -> str:
+    return case.model_id
+
+
+def _create(engine: Engine, model_id: str) -> Detector:
     engine.seed(0)
-    detector = engine.create(get_spec(DEFAULT_MODEL_ID), LABELS, image_size=SMALL)
+    detector = engine.create(get_spec(model_id), LABELS, image_size=SMALL)
     detector.set_trainable(head_only=False)
     detector.configure_optimizer(hp(learning_rate=0.01))
     return detector
@@ -106,20 +139,20 @@ def _same(a: State, b: State) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_the_engine_is_an_engine_and_builds_a_detector_for_the_label_map(engine):
+def test_the_engine_is_an_engine_and_builds_a_detector_for_the_label_map(engine, model_id):
     assert isinstance(engine, Engine)
     assert engine.default_backend == engine.backends[0]
     assert set(engine.backends) <= set(available_backends()) or engine.name == "fake"
-    detector = _create(engine)
+    detector = _create(engine, model_id)
     assert isinstance(detector, Detector) and detector.engine == engine.name
     assert detector.label_map == LABELS and detector.image_size == SMALL
-    assert detector.model_id == DEFAULT_MODEL_ID
+    assert detector.model_id == model_id
     assert json.loads(json.dumps(detector.architecture()))  # stored in the manifest
     assert 0 < detector.num_parameters(trainable_only=True) <= detector.num_parameters()
 
 
-def test_a_train_step_changes_the_weights_and_reports_the_losses(case, engine):
-    detector = _create(engine)
+def test_a_train_step_changes_the_weights_and_reports_the_losses(case, engine, model_id):
+    detector = _create(engine, model_id)
     before = case.all_weights(detector)
     images, targets = make_batch(3, 2, SMALL)
     losses = detector.train_step(images, targets)
@@ -128,8 +161,8 @@ def test_a_train_step_changes_the_weights_and_reports_the_losses(case, engine):
     assert not _same(before, case.all_weights(detector))
 
 
-def test_validation_losses_change_nothing(case, engine):
-    detector = _create(engine)
+def test_validation_losses_change_nothing(case, engine, model_id):
+    detector = _create(engine, model_id)
     before = case.all_weights(detector)
     images, targets = make_batch(4, 2, SMALL, empty_index=1)
     losses = detector.validation_losses(images, targets)
@@ -138,8 +171,8 @@ def test_validation_losses_change_nothing(case, engine):
     assert _same(before, case.all_weights(detector))
 
 
-def test_predicting_a_batch_with_an_image_without_boxes(engine):
-    detector = _create(engine)
+def test_predicting_a_batch_with_an_image_without_boxes(engine, model_id):
+    detector = _create(engine, model_id)
     images, targets = make_batch(5, 3, SMALL, empty_index=0)
     detector.validation_losses(images, targets)
     results = detector.predict_batch(images)
@@ -149,19 +182,18 @@ def test_predicting_a_batch_with_an_image_without_boxes(engine):
         assert len(det) == 0 or (det.classes.max() < len(LABELS) and det.boxes.max() <= SMALL)
 
 
-def test_checkpoint_round_trip_restores_weights_and_extra(case, engine, tmp_path):
-    detector = _create(engine)
+def test_checkpoint_round_trip_restores_weights_and_extra(case, engine, tmp_path, model_id):
+    detector = _create(engine, model_id)
     _train(detector)
     path = tmp_path / "checkpoints" / engine.checkpoint_name("last")
     path.parent.mkdir()
     extra = {"boxtune_trainer_state": json.dumps({"epoch": 3})}
     detector.save_checkpoint(path, extra)
     assert path.exists()
-    fresh = _create(engine)
+    fresh = _create(engine, model_id)
     assert fresh.load_checkpoint(path) == extra
     assert _same(case.all_weights(detector), case.all_weights(fresh))
-    other = engine.create(get_spec("pytorch-od1-ssdlite320-mobilenet-v3-large"), LABELS,
-                          init="random", image_size=SMALL)  # fmt: skip
+    other = case.mismatched(engine)
     with pytest.raises(ModelError):
         other.load_checkpoint(path)
 
@@ -171,8 +203,10 @@ def test_checkpoint_names_differ_by_role(engine):
     assert last != best and last.startswith("last") and best.startswith("best")
 
 
-def test_export_then_load_the_detector_and_a_runner_from_the_artifact(case, engine, tmp_path):
-    detector = _create(engine)
+def test_export_then_load_the_detector_and_a_runner_from_the_artifact(
+    case, engine, tmp_path, model_id
+):
+    detector = _create(engine, model_id)
     _train(detector)
     directory = write_artifact(detector, tmp_path / "model", hyperparameters={"epochs": "1"})
     artifact = load_artifact(directory)
@@ -190,8 +224,10 @@ def test_export_then_load_the_detector_and_a_runner_from_the_artifact(case, engi
         engine.load_runner(artifact, "no-such-backend")
 
 
-def test_loading_an_artifact_does_not_need_its_catalog_entry(case, engine, tmp_path, monkeypatch):
-    detector = _create(engine)
+def test_loading_an_artifact_does_not_need_its_catalog_entry(
+    case, engine, tmp_path, monkeypatch, model_id
+):
+    detector = _create(engine, model_id)
     directory = write_artifact(detector, tmp_path / "model")
     import boxtune.catalog
     import boxtune.catalog.models
@@ -207,8 +243,8 @@ def _no_catalog(model_id: str):
     raise AssertionError(f"the catalog was asked for {model_id}")
 
 
-def test_reinitialize_head_replaces_only_the_class_predictor(case, engine):
-    detector = _create(engine)
+def test_reinitialize_head_replaces_only_the_class_predictor(case, engine, model_id):
+    detector = _create(engine, model_id)
     _train(detector)
     head, rest = case.class_predictor(detector), case.all_weights(detector)
     detector.reinitialize_head()
@@ -219,8 +255,8 @@ def test_reinitialize_head_replaces_only_the_class_predictor(case, engine):
     _train(detector, steps=1)
 
 
-def test_head_only_training_leaves_everything_else_bit_identical(case, engine):
-    detector = _create(engine)
+def test_head_only_training_leaves_everything_else_bit_identical(case, engine, model_id):
+    detector = _create(engine, model_id)
     detector.set_trainable(head_only=True)
     detector.configure_optimizer(hp(learning_rate=0.01))
     assert detector.num_parameters(trainable_only=True) < detector.num_parameters()
@@ -231,16 +267,16 @@ def test_head_only_training_leaves_everything_else_bit_identical(case, engine):
     assert not _same(everything, case.all_weights(detector))
 
 
-def test_a_runner_over_the_current_weights(engine):
-    detector = _create(engine)
+def test_a_runner_over_the_current_weights(engine, model_id):
+    detector = _create(engine, model_id)
     runner = detector.runner()
     assert isinstance(runner, Runner) and runner.label_map == LABELS
     image = make_batch(7, 1, SMALL)[0][0]
     assert len(runner.predict([image])) == 1
 
 
-def test_copies_are_independent(case, engine):
-    detector = _create(engine)
+def test_copies_are_independent(case, engine, model_id):
+    detector = _create(engine, model_id)
     twin = copy.deepcopy(detector)
     _train(detector, steps=1)
     assert not _same(case.all_weights(detector), case.all_weights(twin))

@@ -1,13 +1,20 @@
 """The model catalog: specs keyed by model_id and resolution of their pretrained weights."""
 
 from boxtune.catalog.coco import COCO_91_CATEGORIES, coco_categories
-from boxtune.catalog.models import DEFAULT_MODEL_ID, find_spec, get_spec, list_specs
+from boxtune.catalog.models import (
+    DEFAULT_MODEL_ID,
+    TF_PERSON_MODEL_ID,
+    find_spec,
+    get_spec,
+    list_specs,
+)
 from boxtune.catalog.spec import ModelSpec, WeightsSource
 from boxtune.catalog.weights import cached_weights_path, resolve_weights
 
 __all__ = [
     "COCO_91_CATEGORIES",
     "DEFAULT_MODEL_ID",
+    "TF_PERSON_MODEL_ID",
     "ModelSpec",
     "WeightsSource",
     "cached_weights_path",

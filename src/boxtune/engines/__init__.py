@@ -24,6 +24,9 @@ class EngineEntry:
 
 _ENGINES: dict[str, EngineEntry] = {
     "torch": EngineEntry("boxtune.engines.torch.engine", "TorchEngine", ("onnxruntime", "torch")),
+    "tensorflow": EngineEntry(
+        "boxtune.engines.tensorflow.engine", "TensorFlowEngine", ("savedmodel", "keras")
+    ),
 }
 _instances: dict[str, Engine] = {}
 

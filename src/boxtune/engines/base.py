@@ -54,6 +54,9 @@ class Runner(ABC):
     image_size: int
     label_map: LabelMap
     backend: str  # the runtime it runs on, one of its engine's ``backends``
+    # The key of the raw output in the endpoint's verbose answer (the managed endpoint says
+    # ``tensorflow_model_output`` for TensorFlow models)
+    model_output_name: ClassVar[str] = "model_output"
 
     @abstractmethod
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:

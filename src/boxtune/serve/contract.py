@@ -2,8 +2,10 @@
 
 ``Accept: application/json`` gives ``normalized_boxes`` ([xmin, ymin, xmax, ymax] in [0, 1] of
 the original image, y from the top), ``classes`` (indices into ``labels``) and ``scores``, sorted
-by score. ``;verbose`` adds ``labels`` and ``model_output`` (the runner's raw detections in
-pixels of the original image); ``;n_predictions=N`` keeps the N best boxes.
+by score. ``;verbose`` adds ``labels`` and the raw output: the runner's own
+(``tensorflow_model_output``, the SavedModel signature's outputs, for TensorFlow models) or
+``model_output``, the raw detections in pixels of the original image; ``;n_predictions=N``
+keeps the N best boxes.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def build_response(
     label_map: LabelMap,
     response_format: ResponseFormat,
     score_threshold: float | None = None,
+    model_output_name: str = "model_output",
 ) -> dict:
     """The JSON-ready answer for one image; ``detections`` are in that image's pixels."""
     raw = detections.sorted()
@@ -99,10 +102,13 @@ def build_response(
     }
     if response_format.verbose:
         body["labels"] = list(label_map.names)
-        body["model_output"] = {
-            "boxes": raw.boxes.astype(np.float32).tolist(),
-            "classes": raw.classes.astype(np.int64).tolist(),
-            "scores": raw.scores.astype(np.float32).tolist(),
-            "image_size": {"width": width, "height": height},
-        }
+        if detections.model_output is not None:
+            body[model_output_name] = detections.model_output
+        else:
+            body[model_output_name] = {
+                "boxes": raw.boxes.astype(np.float32).tolist(),
+                "classes": raw.classes.astype(np.int64).tolist(),
+                "scores": raw.scores.astype(np.float32).tolist(),
+                "image_size": {"width": width, "height": height},
+            }
     return body

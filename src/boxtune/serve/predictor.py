@@ -92,6 +92,7 @@ class InProcessPredictor:
             label_map=self.label_map,
             response_format=response_format,
             score_threshold=self.score_threshold,
+            model_output_name=self.runner.model_output_name,
         )
 
     def predict_image(self, image: DecodedImage, accept: str | None = None) -> dict:

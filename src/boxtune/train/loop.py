@@ -23,6 +23,7 @@ from boxtune import engines
 from boxtune.console import TRAINING_LOG
 from boxtune.engines.base import Detector
 from boxtune.errors import HyperparameterError, TrainingError
+from boxtune.fileio import move_into_place
 from boxtune.labels import LabelMap
 from boxtune.paths import boxtune_home
 from boxtune.storage import is_remote, upload
@@ -532,8 +533,8 @@ def _write_artifact_into(work_dir: Path, write: Callable[[Path], Path]) -> Path:
     try:
         (work_dir / MANIFEST_FILE).unlink(missing_ok=True)
         for name in sorted(os.listdir(written)):
-            if name != MANIFEST_FILE:
-                os.replace(written / name, work_dir / name)
+            if name != MANIFEST_FILE:  # files, or directories (a SavedModel) as a whole
+                move_into_place(written / name, work_dir / name)
         os.replace(written / MANIFEST_FILE, work_dir / MANIFEST_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -7,17 +7,7 @@ from collections.abc import Iterable
 import torch
 
 from boxtune.engines.base import OptimizerSettings
-from boxtune.errors import HyperparameterError
-
-OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "adam": ("beta_1", "beta_2", "epsilon"),
-    "sgd": ("momentum",),
-    "nesterov": ("momentum",),
-    "rmsprop": ("rho", "epsilon"),
-    "adagrad": ("initial_accumulator_value", "epsilon"),
-    "adadelta": ("rho", "epsilon"),
-}
-ALL_OPTIONS = ("momentum", "beta_1", "beta_2", "epsilon", "rho", "initial_accumulator_value")
+from boxtune.engines.optimizer_options import check_optimizer, ignored_options
 
 
 def build_optimizer(
@@ -27,13 +17,7 @@ def build_optimizer(
 
     Returns the optimizer and the names of options the chosen optimizer does not use.
     """
-    name = str(hp.optimizer).lower()
-    if name not in OPTIMIZER_OPTIONS:
-        raise HyperparameterError(
-            f"unknown optimizer {name!r}",
-            where="hyperparameter optimizer",
-            hint=f"use one of {', '.join(OPTIMIZER_OPTIONS)}",
-        )
+    name = check_optimizer(hp)
     lr = float(hp.learning_rate)
     eps = float(hp.epsilon)
     rho = float(hp.rho)
@@ -43,12 +27,6 @@ def build_optimizer(
         betas = (float(hp.beta_1), float(hp.beta_2))
         optimizer = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps)
     elif name in {"sgd", "nesterov"}:
-        if name == "nesterov" and momentum <= 0:
-            raise HyperparameterError(
-                "nesterov needs a momentum > 0",
-                where="hyperparameter momentum",
-                hint="set momentum (e.g. 0.9) or use optimizer=sgd",
-            )
         optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=name == "nesterov")
     elif name == "rmsprop":
         optimizer = torch.optim.RMSprop(params, lr=lr, alpha=rho, eps=eps)
@@ -61,5 +39,4 @@ def build_optimizer(
         )
     else:
         optimizer = torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps)
-    ignored = [option for option in ALL_OPTIONS if option not in OPTIMIZER_OPTIONS[name]]
-    return optimizer, ignored
+    return optimizer, ignored_options(name)

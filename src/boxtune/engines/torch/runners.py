@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from boxtune.detections import Detections
 from boxtune.engines.base import Runner
+from boxtune.engines.imaging import stretch_batch, to_original
 from boxtune.engines.torch.anchors import make_anchors
 from boxtune.engines.torch.efficientdet import EfficientDetLite
 from boxtune.engines.torch.onnx_export import INPUT_NAME, ONNX_FILE, export_onnx
@@ -31,43 +31,10 @@ BACKENDS = ("onnxruntime", "torch")
 _CHUNK = 16  # images per forward pass: bounds memory for long request lists
 
 
-def as_rgb_uint8(image: np.ndarray, index: int = 0) -> np.ndarray:
-    """Gray and RGBA become RGB; anything else that is not HxWx3 uint8 is an error."""
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        raise ModelError(
-            f"image {index} has dtype {array.dtype}, expected uint8",
-            where=f"images[{index}]",
-            hint="decode images with PIL/numpy to 0..255 uint8 RGB arrays",
-        )
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] not in (3, 4) or min(array.shape[:2]) < 1:
-        raise ModelError(
-            f"image {index} has shape {array.shape}, expected HxWx3",
-            where=f"images[{index}]",
-            hint="pass RGB images as height x width x 3 arrays",
-        )
-    return array[:, :, :3]
-
-
 def resize_batch(images: Sequence[np.ndarray], size: int) -> tuple[np.ndarray, list[tuple]]:
     """uint8 [B, 3, S, S] and each image's (height, width)."""
-    batch = np.empty((len(images), 3, size, size), dtype=np.uint8)
-    sizes = []
-    for i, image in enumerate(images):
-        rgb = as_rgb_uint8(image, i)
-        sizes.append(rgb.shape[:2])
-        resized = Image.fromarray(np.ascontiguousarray(rgb)).resize(
-            (size, size), Image.Resampling.BILINEAR
-        )
-        batch[i] = np.asarray(resized).transpose(2, 0, 1)
-    return batch, sizes
-
-
-def _to_original(det: Detections, size: int, height: int, width: int) -> Detections:
-    scale = np.array([width / size, height / size, width / size, height / size], np.float32)
-    return Detections((det.boxes * scale).astype(np.float32), det.classes, det.scores)
+    batch, sizes = stretch_batch(images, size)
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2)), sizes
 
 
 class _ImageRunner(Runner):
@@ -92,7 +59,7 @@ class _ImageRunner(Runner):
                     ]
                     keep = mapped >= 0
                     det = Detections(det.boxes[keep], mapped[keep], det.scores[keep])
-                results.append(_to_original(det, self.image_size, h, w))
+                results.append(to_original(det, self.image_size, h, w))
         return results
 
 
