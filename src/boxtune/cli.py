@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "evaluate",
     "predict",
     "serve",
+    "export",
     "jobs",
     "demo",
 )

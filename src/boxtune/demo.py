@@ -189,7 +189,7 @@ def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> DemoResult:
 
     total = time.monotonic() - started
     steps.seconds["total"] = round(total, 1)
-    _next_steps(steps, settings, job_name, model_data, evaluation["report"], png, total)
+    _next_steps(steps, settings, model_id, job_name, model_data, evaluation["report"], png, total)
     return DemoResult(
         job_name=job_name,
         model_data=model_data,
@@ -314,6 +314,7 @@ def _draw(image_path: Path, answer: dict, png: Path) -> None:
 def _next_steps(
     steps: _Steps,
     settings: DemoSettings,
+    model_id: str,
     job_name: str,
     model_data: str,
     report: Path,
@@ -330,10 +331,7 @@ def _next_steps(
         "[xmin, ymin, xmax, ymax] in pixels):"
     )
     say("      boxtune data validate DIR")
-    say(
-        "      boxtune train --model-id pytorch-od1-efficientdet-lite0-320 --training DIR "
-        "--output my-model"
-    )
+    say(f"      boxtune train --model-id {model_id} --training DIR --output my-model")
     say("    or from Python, with the managed SDK's shapes (s3:// works too):")
     say("      from boxtune import Estimator")
     say(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -46,6 +47,16 @@ class OptimizerSettings(Protocol):
     rho: float
     initial_accumulator_value: float
     gradient_clip_norm: float  # 0: no clipping
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """What ``Engine.export_as`` wrote, and what it checked before writing it."""
+
+    path: Path
+    format: str
+    size_bytes: int
+    check: str  # e.g. "boxes within 0.0003 of the model on a check image"
 
 
 class Runner(ABC):
@@ -136,6 +147,8 @@ class Engine(ABC):
     backends: ClassVar[tuple[str, ...]]
     # Libraries whose versions go into the artifact manifest.
     libraries: ClassVar[tuple[str, ...]] = ()
+    # Formats ``boxtune export`` writes from this engine's artifacts (besides the artifact).
+    export_formats: ClassVar[tuple[str, ...]] = ()
 
     @property
     def default_backend(self) -> str:
@@ -152,6 +165,15 @@ class Engine(ABC):
                 hint=f"use one of {', '.join(self.backends)}",
             )
         return backend
+
+    def export_as(self, artifact: Artifact, fmt: str, target: Path) -> ExportedFile:
+        """Write ``artifact``'s model in format ``fmt`` at ``target`` (checked, atomic)."""
+        raise ModelError(
+            f"the {self.name} engine has no export format {fmt!r}",
+            where="--format",
+            hint=f"this engine exports {', '.join(self.export_formats) or 'nothing else'}; "
+            "the artifact itself already holds its serving files",
+        )
 
     @abstractmethod
     def seed(self, seed: int) -> None:

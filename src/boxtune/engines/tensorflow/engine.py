@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from boxtune.artifacts import Artifact
 from boxtune.catalog import ModelSpec, resolve_weights
-from boxtune.engines.base import CheckpointRole, Engine, Init, Runner
+from boxtune.engines.base import CheckpointRole, Engine, ExportedFile, Init, Runner
 from boxtune.engines.tensorflow.architecture import (
     PRETRAINED_BN_MOMENTUM,
     RANDOM_INIT_BN_MOMENTUM,
@@ -84,6 +84,21 @@ class TensorFlowEngine(Engine):
     name = "tensorflow"
     backends = BACKENDS
     libraries = ("tensorflow", "tensorflow-cpu", "keras")
+    export_formats = ("tflite",)
+
+    def export_as(self, artifact: Artifact, fmt: str, target: Path) -> ExportedFile:
+        if fmt != "tflite":
+            return super().export_as(artifact, fmt, target)
+        from boxtune.engines.tensorflow.tflite_export import export_tflite
+
+        result = export_tflite(self.load_detector(artifact), target)
+        return ExportedFile(
+            result.path,
+            fmt,
+            result.size_bytes,
+            f"boxes within {result.max_box_difference:.2g} of the model on a check image "
+            "(TFLite interpreter)",
+        )
 
     def seed(self, seed: int) -> None:
         keras.utils.set_random_seed(seed)

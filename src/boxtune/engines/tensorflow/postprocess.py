@@ -31,71 +31,64 @@ def decode_boxes(box_codes: tf.Tensor, anchors: tf.Tensor, config: PostprocessCo
     return tf.clip_by_value(boxes, 0.0, 1.0)
 
 
+def _detect_one(boxes: tf.Tensor, scores: tf.Tensor, config: PostprocessConfig):
+    """One image: ``boxes`` [A, 4], ``scores`` [A, C] -> padded (boxes, scores, classes,
+    count, anchor indices). The class loop is unrolled (C is static): no while loop, so the
+    graph also runs in TFLite."""
+    per_class = config.max_detections_per_class
+    all_scores, all_anchors, all_labels = [], [], []
+    for class_index in range(scores.shape[-1]):
+        class_scores = scores[:, class_index]
+        # V4: the greedy CPU kernel, padded to a fixed size (a TFLite builtin too)
+        selected, valid = tf.raw_ops.NonMaxSuppressionV4(
+            boxes=boxes,
+            scores=class_scores,
+            max_output_size=per_class,
+            iou_threshold=config.iou_threshold,
+            score_threshold=config.score_threshold,
+            pad_to_max_output_size=True,
+        )
+        keep = tf.range(per_class) < valid
+        all_scores.append(tf.where(keep, tf.gather(class_scores, selected), -1.0))
+        all_anchors.append(selected)
+        all_labels.append(tf.fill([per_class], class_index))
+    flat_scores = tf.concat(all_scores, axis=0)
+    k = min(config.max_total_detections, per_class * scores.shape[-1])
+    top_scores, order = tf.math.top_k(flat_scores, k=k, sorted=True)
+    found = top_scores >= 0.0
+    anchor_indices = tf.where(found, tf.gather(tf.concat(all_anchors, axis=0), order), 0)
+    labels = tf.where(found, tf.gather(tf.concat(all_labels, axis=0), order), 0)
+    pad = config.max_total_detections - k
+    return (
+        tf.pad(tf.where(found[:, None], tf.gather(boxes, anchor_indices), 0.0), [[0, pad], [0, 0]]),
+        tf.pad(tf.where(found, top_scores, 0.0), [[0, pad]]),
+        tf.pad(labels, [[0, pad]]),
+        tf.reduce_sum(tf.cast(found, tf.int32)),
+        tf.pad(anchor_indices, [[0, pad]]),
+    )
+
+
 def detect(box_codes, class_logits, anchors, config: PostprocessConfig) -> dict[str, tf.Tensor]:
     """The final detections: ``boxes`` [B, K, 4] normalised yxyx, ``scores`` [B, K],
     ``classes`` [B, K] (0-based int32), ``num_detections`` [B] int32, K = max_total_detections
     (rows past num_detections are padding), and ``anchor_indices`` [B, K] of each box."""
     boxes = decode_boxes(box_codes, anchors, config)
     scores = decode_scores(class_logits)
-
-    # combined NMS does not say which anchor a box came from: NMS per class and per image on
-    # the indices instead, keeping everything static-shaped for tf.function and SavedModel.
-    def one_image(inputs):
-        image_boxes, image_scores = inputs
-        num_classes = tf.shape(image_scores)[1]
-
-        def one_class(class_index):
-            class_scores = image_scores[:, class_index]
-            # V4: the greedy CPU kernel, padded to a fixed size (a TFLite builtin too)
-            selected, valid = tf.raw_ops.NonMaxSuppressionV4(
-                boxes=image_boxes,
-                scores=class_scores,
-                max_output_size=config.max_detections_per_class,
-                iou_threshold=config.iou_threshold,
-                score_threshold=config.score_threshold,
-                pad_to_max_output_size=True,
-            )
-            keep = tf.range(config.max_detections_per_class) < valid
-            picked = tf.gather(class_scores, selected)
-            return (
-                tf.where(keep, picked, -1.0),
-                tf.where(keep, selected, -1),
-                tf.fill([config.max_detections_per_class], class_index),
-            )
-
-        per_class_scores, per_class_anchor, per_class_label = tf.map_fn(
-            one_class,
-            tf.range(num_classes),
-            fn_output_signature=(tf.float32, tf.int32, tf.int32),
+    batch = boxes.shape[0]
+    if batch is not None:  # a static batch (the TFLite export): unrolled as well
+        images = [_detect_one(boxes[i], scores[i], config) for i in range(batch)]
+        out = [tf.stack(parts) for parts in zip(*images, strict=True)]
+    else:
+        out = tf.map_fn(
+            lambda inputs: _detect_one(inputs[0], inputs[1], config),
+            (boxes, scores),
+            fn_output_signature=(tf.float32, tf.float32, tf.int32, tf.int32, tf.int32),
         )
-        flat_scores = tf.reshape(per_class_scores, [-1])
-        k = tf.minimum(config.max_total_detections, tf.size(flat_scores))
-        top_scores, order = tf.math.top_k(flat_scores, k=k, sorted=True)
-        anchor_indices = tf.gather(tf.reshape(per_class_anchor, [-1]), order)
-        labels = tf.gather(tf.reshape(per_class_label, [-1]), order)
-        found = top_scores >= 0.0
-        count = tf.reduce_sum(tf.cast(found, tf.int32))
-        pad = config.max_total_detections - k
-        safe_indices = tf.maximum(anchor_indices, 0)
-        out_boxes = tf.where(found[:, None], tf.gather(image_boxes, safe_indices), 0.0)
-        return (
-            tf.pad(out_boxes, [[0, pad], [0, 0]]),
-            tf.pad(tf.where(found, top_scores, 0.0), [[0, pad]]),
-            tf.pad(tf.where(found, labels, 0), [[0, pad]]),
-            count,
-            tf.pad(tf.where(found, anchor_indices, 0), [[0, pad]]),
-        )
-
-    out = tf.map_fn(
-        one_image,
-        (boxes, scores),
-        fn_output_signature=(tf.float32, tf.float32, tf.int32, tf.int32, tf.int32),
-    )
     k = config.max_total_detections
     return {
-        "boxes": tf.ensure_shape(out[0], [None, k, 4]),
-        "scores": tf.ensure_shape(out[1], [None, k]),
-        "classes": tf.ensure_shape(out[2], [None, k]),
+        "boxes": tf.ensure_shape(out[0], [batch, k, 4]),
+        "scores": tf.ensure_shape(out[1], [batch, k]),
+        "classes": tf.ensure_shape(out[2], [batch, k]),
         "num_detections": out[3],
-        "anchor_indices": tf.ensure_shape(out[4], [None, k]),
+        "anchor_indices": tf.ensure_shape(out[4], [batch, k]),
     }
