@@ -12,18 +12,16 @@ its ``tf.function`` and is reported apart (``first_step_s``); after one more war
 timed blocks of ``--steps`` steps alternate bare, boxtune, ``--repeats`` times (this VM drifts
 by 10-20 % within minutes), and the medians of the blocks are compared.
 
-Serving: the artifact's SavedModel (``write_artifact`` then ``load_runner``), as boxtune's
-runner (``predict``: images in, Detections out) and as its bare ``detect_batch`` signature,
-against ONNX Runtime on the same signature converted by tf2onnx (``--onnx``; NMS included),
-batch 1 and 8, on the same images. ONNX speed is reported only when both runtimes give the
-same boxes on those images.
+Serving: the artifact (``write_artifact``) holds the same ``detect_batch`` signature twice, as
+a SavedModel and as ``model.onnx`` (tf2onnx, NMS included). Both runtimes are timed as
+boxtune's runners (``predict``: images in, Detections out) and as the bare signature / bare
+ONNX Runtime session, batch 1 and 8, on the same images; the ONNX speed counts only when both
+give the same boxes on those images.
 
     .venv/bin/python benchmarks/tf_engine_speed.py [--image-size 300] [--batch-size 8]
-        [--steps 10] [--repeats 3] [--onnx] [--model-id ...]
+        [--steps 10] [--repeats 3] [--model-id ...]
 
-tf2onnx is not a dependency: ``pip install --target /tmp/tf2onnx-pkgs --no-deps tf2onnx``
-(``--tf2onnx-path`` points elsewhere). Prints one JSON object; ``train.ratio`` = bare s/step /
-boxtune s/step (must be >= 0.95).
+Prints one JSON object; ``train.ratio`` = bare s/step / boxtune s/step (must be >= 0.95).
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import statistics
 import sys
@@ -46,9 +43,7 @@ import numpy as np
 from boxtune.catalog import TF_PERSON_MODEL_ID
 
 SERVE_BATCHES = (1, 8)
-ONNX_OPSET = 17
 BOX_TOLERANCE = 1e-4  # normalised coordinates: 0.03 px at 300 px
-DEFAULT_TF2ONNX_PATH = "/tmp/tf2onnx-pkgs"
 
 Batch = tuple[np.ndarray, list[dict[str, Any]]]
 Step = Callable[[], None]
@@ -64,9 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10, help="timed steps (calls) per block")
     parser.add_argument("--repeats", type=int, default=3, help="alternating timed blocks")
-    parser.add_argument("--onnx", action="store_true", help="compare with ONNX Runtime")
     parser.add_argument("--model-id", default=TF_PERSON_MODEL_ID)
-    parser.add_argument("--tf2onnx-path", default=DEFAULT_TF2ONNX_PATH, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -235,15 +228,10 @@ def compare_training(detector, hp, batches: list[Batch], steps: int, repeats: in
 
 
 # -- serving -----------------------------------------------------------------------------------
-def export_and_load(detector, directory: Path):
-    """The artifact as boxtune writes it, its runner, and its SavedModel's path."""
+def export_artifact(detector, directory: Path):
     from boxtune.artifacts import load_artifact, write_artifact
-    from boxtune.engines import get_engine
-    from boxtune.engines.tensorflow.saved_model import SAVED_MODEL_DIR
 
-    artifact = load_artifact(write_artifact(detector, directory))
-    runner = get_engine("tensorflow").load_runner(artifact)
-    return runner, artifact.directory / SAVED_MODEL_DIR
+    return load_artifact(write_artifact(detector, directory))
 
 
 def savedmodel_signature(saved_model: Path) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
@@ -259,54 +247,6 @@ def savedmodel_signature(saved_model: Path) -> Callable[[np.ndarray], dict[str, 
         return {k: v.numpy() for k, v in out.items()}
 
     return detect
-
-
-def convert_to_onnx(saved_model: Path, image_size: int, tf2onnx_path: str):
-    """The ``detect_batch`` signature as an ONNX model (NMS included), in ONNX Runtime."""
-    sys.path.insert(0, tf2onnx_path)
-    import onnxruntime as ort
-    import tensorflow as tf
-    import tf2onnx
-
-    from boxtune.engines.tensorflow.saved_model import BATCH_SIGNATURE
-
-    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
-    loaded = tf.saved_model.load(str(saved_model))  # alive while converting: its variables
-    function = tf.function(lambda images: loaded.signatures[BATCH_SIGNATURE](images=images))
-    spec = tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="images")
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=[spec], opset=ONNX_OPSET)
-    fold_captured_inputs(proto, function.get_concrete_function(spec))
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-
-    def detect(batch: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(None, {"images": batch}), strict=True))
-
-    return detect, {"tf2onnx_version": tf2onnx.__version__, "opset": ONNX_OPSET}
-
-
-def fold_captured_inputs(proto, concrete) -> None:
-    """tf2onnx turns the signature's captured constant (the anchors) into a graph input: make
-    it an initializer holding the captured value, or drop it when no node reads it."""
-    import onnx
-    import tensorflow as tf
-
-    captured = concrete.captured_inputs
-    placeholders = concrete.inputs[len(concrete.inputs) - len(captured) :]
-    values = {
-        p.name: v.numpy()
-        for p, v in zip(placeholders, captured, strict=True)
-        if v.dtype != tf.resource
-    }
-    graph = proto.graph
-    read = {name for node in graph.node for name in node.input}
-    for graph_input in list(graph.input):
-        if graph_input.name not in values:
-            continue
-        graph.input.remove(graph_input)
-        if graph_input.name in read:
-            value = values[graph_input.name]
-            graph.initializer.append(onnx.numpy_helper.from_array(value, graph_input.name))
 
 
 def output_differences(ref: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> dict:
@@ -356,57 +296,37 @@ def serving_speed(
     return {f"{name}_ms_per_image": speeds for name, speeds in result.items()}
 
 
-def short_reason(exc: BaseException) -> str:
-    """The exception's type and the last line of its message (a traced function's error
-    says "in user code:" first and the cause last), at most 300 characters."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[-1][:300] if lines else ''}".rstrip(": ")
-
-
-def onnx_candidate(saved_model: Path, images: np.ndarray, reference, args) -> tuple[dict, Any]:
-    """The ONNX section of the report and its detect function (None when it cannot be
-    compared: conversion failed, or its boxes differ from the SavedModel's)."""
-    log("onnx: converting the detect_batch signature with tf2onnx")
-    started = time.perf_counter()
-    try:
-        detect, facts = convert_to_onnx(saved_model, args.image_size, args.tf2onnx_path)
-        differences = output_differences(reference(images), detect(images))
-    except Exception as exc:  # a third-party converter: report it, do not crash
-        reason = short_reason(exc)
-        log(f"onnx: failed: {reason}")
-        return {"error": reason}, None
-    section = {
-        **facts,
-        "converted": "detect_batch signature (uint8 images -> detection_*, NMS included)",
-        "conversion_s": round(time.perf_counter() - started, 1),
-        "vs_savedmodel": differences,
-    }
-    if not boxes_agree(differences):
-        section["error"] = "ONNX Runtime boxes differ from the SavedModel's; no speed reported"
-        return section, None
-    return section, detect
-
-
 def compare_serving(detector, directory: Path, images: np.ndarray, args) -> dict:
-    log("serving: writing the artifact")
+    from boxtune.engines import get_engine
+    from boxtune.engines.tensorflow.onnx_export import ONNX_FILE, OnnxModel
+    from boxtune.engines.tensorflow.saved_model import SAVED_MODEL_DIR
+
+    log("serving: writing the artifact (SavedModel + model.onnx)")
     started = time.perf_counter()
-    runner, saved_model = export_and_load(detector, directory)
+    artifact = export_artifact(detector, directory)
     export_s = time.perf_counter() - started
-    signature = savedmodel_signature(saved_model)
+    engine = get_engine("tensorflow")
+    onnx_runner = engine.load_runner(artifact, "onnxruntime")
+    savedmodel_runner = engine.load_runner(artifact, "savedmodel")
+    signature = savedmodel_signature(artifact.directory / SAVED_MODEL_DIR)
+    bare_onnx = OnnxModel(artifact.directory / ONNX_FILE)
+    differences = output_differences(signature(images), bare_onnx(images))
     candidates: dict[str, Callable[[np.ndarray], Any]] = {
-        "savedmodel_runner": lambda batch: runner.predict(list(batch)),
+        "savedmodel_runner": lambda batch: savedmodel_runner.predict(list(batch)),
         "savedmodel_signature": signature,
     }
-    result: dict[str, Any] = {"write_artifact_s": round(export_s, 1)}
-    if args.onnx:
-        result["onnx"], detect = onnx_candidate(saved_model, images, signature, args)
-        if detect is not None:
-            candidates["onnxruntime"] = detect
+    if boxes_agree(differences):
+        candidates["onnx_runner"] = lambda batch: onnx_runner.predict(list(batch))
+        candidates["onnxruntime_session"] = bare_onnx
+    result: dict[str, Any] = {
+        "write_artifact_s": round(export_s, 1),
+        "onnx_vs_savedmodel": differences,
+    }
     result.update(serving_speed(candidates, images, args.steps, args.repeats))
-    if "onnxruntime" in candidates:
-        tf_ms = result["savedmodel_signature_ms_per_image"]
-        ort_ms = result["onnxruntime_ms_per_image"]
-        result["onnx"]["speedup_vs_signature"] = {k: round(tf_ms[k] / ort_ms[k], 2) for k in tf_ms}
+    if "onnx_runner" in candidates:
+        tf_ms = result["savedmodel_runner_ms_per_image"]
+        ort_ms = result["onnx_runner_ms_per_image"]
+        result["onnx_speedup"] = {k: round(tf_ms[k] / ort_ms[k], 2) for k in tf_ms}
     return result
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from _engine_helpers import SMALL, draw_scene
 
-from boxtune.engines.torch.runners import OnnxRunner, TorchRunner, ort_threads
+from boxtune.engines.onnx_session import ort_threads
+from boxtune.engines.torch.runners import OnnxRunner, TorchRunner
 from boxtune.errors import ModelError
 
 

@@ -25,7 +25,9 @@ class EngineEntry:
 _ENGINES: dict[str, EngineEntry] = {
     "torch": EngineEntry("boxtune.engines.torch.engine", "TorchEngine", ("onnxruntime", "torch")),
     "tensorflow": EngineEntry(
-        "boxtune.engines.tensorflow.engine", "TensorFlowEngine", ("savedmodel", "keras")
+        "boxtune.engines.tensorflow.engine",
+        "TensorFlowEngine",
+        ("onnxruntime", "savedmodel", "keras"),
     ),
 }
 _instances: dict[str, Engine] = {}

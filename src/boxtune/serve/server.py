@@ -13,12 +13,12 @@ import shutil
 import signal
 import tempfile
 
+from boxtune.engines.onnx_session import ORT_THREADS_ENV  # read by the ONNX Runtime runners
 from boxtune.model_ref import check_model_ref
 from boxtune.serve.config import CONFIG_ENV, ServeConfig
 from boxtune.serve.metrics import MULTIPROC_ENV
 
 APP_FACTORY = "boxtune.serve.app:app_from_env"
-ORT_THREADS_ENV = "BOXTUNE_ORT_THREADS"  # read by the engines' ONNX Runtime runners
 
 
 def _usable_cpus() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import keras
@@ -18,13 +19,14 @@ from boxtune.engines.tensorflow.architecture import (
 )
 from boxtune.engines.tensorflow.detector import TensorFlowDetector
 from boxtune.engines.tensorflow.frozen_graph import import_weights, read_constants
-from boxtune.engines.tensorflow.runners import BACKENDS, SavedModelRunner
+from boxtune.engines.tensorflow.onnx_export import ONNX_FILE
+from boxtune.engines.tensorflow.runners import BACKENDS, OnnxRunner, SavedModelRunner
 from boxtune.engines.tensorflow.saved_model import (
     CHECKPOINT_PREFIX,
     SAVED_MODEL_DIR,
 )
 from boxtune.engines.tensorflow.ssdlite_mobilenet_v2 import is_class_predictor
-from boxtune.errors import HyperparameterError, ModelError
+from boxtune.errors import BoxtuneWarning, HyperparameterError, ModelError
 from boxtune.labels import LabelMap
 
 CHECKPOINT_SUFFIX = ".tfckpt"  # a directory: index + data shards + boxtune's record
@@ -177,21 +179,39 @@ class TensorFlowEngine(Engine):
         return detector
 
     def load_runner(self, artifact: Artifact, backend: str | None = None) -> Runner:
-        if self.check_backend(backend) == "keras":
+        """ONNX Runtime (default), the SavedModel, or the Keras model rebuilt in process."""
+        chosen = self.check_backend(backend)
+        if chosen == "keras":
             return self.load_detector(artifact).runner()
+        if chosen == "onnxruntime":
+            onnx_path = artifact.directory / ONNX_FILE
+            if onnx_path.is_file():
+                return OnnxRunner(onnx_path, artifact.image_size, artifact.label_map)
+            if backend is not None:
+                warnings.warn(
+                    f"{artifact.directory} has no {ONNX_FILE}; serving its SavedModel instead",
+                    BoxtuneWarning,
+                    stacklevel=2,
+                )
         return SavedModelRunner(
             artifact.directory / SAVED_MODEL_DIR, artifact.image_size, artifact.label_map
         )
 
     def pretrained_runner(self, spec: ModelSpec, backend: str | None = None) -> Runner:
-        """The pretrained detector as is (its own classes), in process."""
+        """The pretrained detector as is (its own classes), its Keras model in process."""
         if not spec.deployable:
             raise ModelError(
                 f"{spec.model_id} is not deployable as is (its pretrained weights cover only the "
                 "backbone)",
                 hint="fine-tune it first with `boxtune train`",
             )
-        self.check_backend(backend)
+        if backend is not None and self.check_backend(backend) != "keras":
+            warnings.warn(
+                f"{spec.model_id} as is runs its Keras model in process (backend keras); "
+                f"fine-tune or export it for {backend}",
+                BoxtuneWarning,
+                stacklevel=2,
+            )
         label_map = pretrained_label_map(spec)
         detector = self.create(spec, label_map, reinitialize_head=False)
         return detector.runner()

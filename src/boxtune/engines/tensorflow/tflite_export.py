@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from boxtune.engines.tensorflow.export_check import check_export
 from boxtune.engines.tensorflow.saved_model import DetectionModule
-from boxtune.errors import ModelError
 from boxtune.fileio import atomic_write_bytes
 
 # The signature's outputs, in the order the converter lays them out (sorted by name)
@@ -73,37 +73,14 @@ class TFLiteModel:
         return {name: self._interpreter.get_tensor(i) for name, i in self._outputs.items()}
 
 
-def check_image(size: int) -> np.ndarray:
-    """A deterministic textured image with a few bright shapes (something to detect)."""
-    rng = np.random.default_rng(0)
-    image = rng.integers(40, 120, (size, size, 3), dtype=np.uint8)
-    for i in range(3):
-        y, x = (size // 5) * (i + 1), (size // 4) * (i % 3 + 1)
-        image[y : y + size // 6, x : x + size // 7] = (220, 200 - 60 * i, 60 * i)
-    return image
-
-
-def max_box_difference(reference: dict, candidate: dict, top: int = 10) -> float:
-    """Largest coordinate difference over the reference's ``top`` detections."""
-    count = min(top, int(reference["num_detections"][0]))
-    if count == 0:
-        return 0.0
-    a = reference["detection_boxes"][0, :count]
-    b = candidate["detection_boxes"][0, :count]
-    return float(np.abs(a - b).max())
-
-
 def export_tflite(detector, target: Path) -> TFLiteExport:
     content = convert(detector)
-    image = check_image(detector.image_size)
-    reference = detector.detect_outputs(image[None])
-    difference = max_box_difference(reference, TFLiteModel(content)(image))
-    if not difference <= MAX_BOX_DIFFERENCE:
-        raise ModelError(
-            f"the TFLite conversion gives other boxes than the model (max difference "
-            f"{difference:.4f} > {MAX_BOX_DIFFERENCE})",
-            where=str(target),
-            hint="report it with the artifact's manifest; serve the SavedModel meanwhile",
-        )
+    difference = check_export(
+        detector,
+        TFLiteModel(content),
+        what="TFLite",
+        tolerance=MAX_BOX_DIFFERENCE,
+        where=str(target),
+    )
     atomic_write_bytes(Path(target), content)
     return TFLiteExport(Path(target), len(content), difference)

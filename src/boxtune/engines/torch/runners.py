@@ -6,7 +6,6 @@ onnxruntime), decoded by the shared post-processing and mapped back to the origi
 
 from __future__ import annotations
 
-import os
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from torch import nn
 from boxtune.detections import Detections
 from boxtune.engines.base import Runner
 from boxtune.engines.imaging import stretch_batch, to_original
+from boxtune.engines.onnx_session import cpu_session
 from boxtune.engines.torch.anchors import make_anchors
 from boxtune.engines.torch.efficientdet import EfficientDetLite
 from boxtune.engines.torch.onnx_export import INPUT_NAME, ONNX_FILE, export_onnx
@@ -77,18 +77,6 @@ class TorchRunner(_ImageRunner):
             return self.net.detect(torch.from_numpy(batch).to(device))
 
 
-def ort_threads() -> int:
-    """Intra-op threads for onnxruntime: the CPUs this process may use (``BOXTUNE_ORT_THREADS``
-    overrides); more threads than cores only adds contention."""
-    override = os.environ.get("BOXTUNE_ORT_THREADS")
-    if override:
-        return max(1, int(override))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS / Windows
-        return max(1, os.cpu_count() or 1)
-
-
 class OnnxRunner(_ImageRunner):
     backend = "onnxruntime"
 
@@ -101,15 +89,7 @@ class OnnxRunner(_ImageRunner):
         config: PostprocessConfig | None = None,
     ):
         super().__init__(image_size, label_map, None)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = ort_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self.session = cpu_session(onnx_path)
         self.anchors = make_anchors(image_size, strides)
         self.config = config or PostprocessConfig()
 
