@@ -5,6 +5,7 @@ import pytest
 from boxtune.catalog import (
     COCO_91_CATEGORIES,
     DEFAULT_MODEL_ID,
+    TF_PERSON_MODEL_ID,
     coco_categories,
     get_spec,
     list_specs,
@@ -36,7 +37,9 @@ def test_catalog_lists_the_required_models_default_first():
     assert ids[0] == DEFAULT_MODEL_ID
     assert set(ids) >= REQUIRED_IDS
     assert len(ids) == len(set(ids))
-    assert not any(i.startswith("tensorflow-") for i in ids)
+    tensorflow = [s for s in list_specs() if s.model_id.startswith("tensorflow-")]
+    assert [s.model_id for s in tensorflow] == [TF_PERSON_MODEL_ID]
+    assert all(s.engine == "tensorflow" and s.offline and s.deployable for s in tensorflow)
 
 
 def test_default_model_is_offline_and_not_deployable():
@@ -89,8 +92,8 @@ def test_unknown_id_lists_close_matches():
     assert "pytorch-od1-fasterrcnn-resnet50-fpn" in text and "boxtune models list" in text
 
 
-def test_tensorflow_id_explains_the_missing_engine():
-    with pytest.raises(ModelError, match="TensorFlow engine"):
+def test_a_zoo_id_not_in_this_boxtune_names_the_tensorflow_model_it_has():
+    with pytest.raises(ModelError, match=f"TensorFlow engine offers only {TF_PERSON_MODEL_ID}"):
         get_spec("tensorflow-od1-ssd-resnet50-v1-fpn-640x640-coco17-tpu-8")
 
 

@@ -1,6 +1,6 @@
 """SSD post-processing as the TF Object Detection API configures it: decode the box codes
-against the anchors, sigmoid scores without the background column, clip to the image, then
-per-class non-maximum suppression (IoU 0.6, at most 100 boxes per class and 100 in all)."""
+against the anchors, sigmoid scores without the background column, per-class non-maximum
+suppression (IoU 0.6, at most 100 boxes per class and 100 in all), then clip to the image."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ def decode_scores(class_logits: tf.Tensor) -> tf.Tensor:
     return tf.sigmoid(class_logits[:, :, 1:])
 
 
-def decode_boxes(box_codes: tf.Tensor, anchors: tf.Tensor, config: PostprocessConfig):
+def decode_boxes(
+    box_codes: tf.Tensor, anchors: tf.Tensor, config: PostprocessConfig, *, clip: bool = True
+):
     """Normalised ``[ymin, xmin, ymax, xmax]`` boxes ``[B, A, 4]``, clipped to the image."""
     boxes = box_coder.decode(box_codes, anchors[None], config.box_coder_scales)
-    return tf.clip_by_value(boxes, 0.0, 1.0)
+    return tf.clip_by_value(boxes, 0.0, 1.0) if clip else boxes
 
 
 def _detect_one(boxes: tf.Tensor, scores: tf.Tensor, config: PostprocessConfig):
@@ -72,7 +74,8 @@ def detect(box_codes, class_logits, anchors, config: PostprocessConfig) -> dict[
     """The final detections: ``boxes`` [B, K, 4] normalised yxyx, ``scores`` [B, K],
     ``classes`` [B, K] (0-based int32), ``num_detections`` [B] int32, K = max_total_detections
     (rows past num_detections are padding), and ``anchor_indices`` [B, K] of each box."""
-    boxes = decode_boxes(box_codes, anchors, config)
+    # As the API: NMS compares the unclipped boxes, the kept ones are clipped afterwards
+    boxes = decode_boxes(box_codes, anchors, config, clip=False)
     scores = decode_scores(class_logits)
     batch = boxes.shape[0]
     if batch is not None:  # a static batch (the TFLite export): unrolled as well
@@ -86,7 +89,7 @@ def detect(box_codes, class_logits, anchors, config: PostprocessConfig) -> dict[
         )
     k = config.max_total_detections
     return {
-        "boxes": tf.ensure_shape(out[0], [batch, k, 4]),
+        "boxes": tf.ensure_shape(tf.clip_by_value(out[0], 0.0, 1.0), [batch, k, 4]),
         "scores": tf.ensure_shape(out[1], [batch, k]),
         "classes": tf.ensure_shape(out[2], [batch, k]),
         "num_detections": out[3],
