@@ -49,6 +49,17 @@ class OptimizerSettings(Protocol):
     gradient_clip_norm: float  # 0: no clipping
 
 
+def check_create_arguments(init: str, label_map: LabelMap) -> None:
+    """What every ``Engine.create`` refuses first: an unknown init, a label map without
+    classes."""
+    if init not in ("pretrained", "random"):
+        raise ModelError(f"unknown init {init!r}", hint="use 'pretrained' or 'random'")
+    if len(label_map) == 0:
+        raise ModelError(
+            "the label map has no classes", hint="the dataset needs at least one category"
+        )
+
+
 @dataclass(frozen=True)
 class ExportedFile:
     """What ``Engine.export_as`` wrote, and what it checked before writing it."""

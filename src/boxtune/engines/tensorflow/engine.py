@@ -10,7 +10,14 @@ import tensorflow as tf
 
 from boxtune.artifacts import Artifact
 from boxtune.catalog import ModelSpec, resolve_weights
-from boxtune.engines.base import CheckpointRole, Engine, ExportedFile, Init, Runner
+from boxtune.engines.base import (
+    CheckpointRole,
+    Engine,
+    ExportedFile,
+    Init,
+    Runner,
+    check_create_arguments,
+)
 from boxtune.engines.tensorflow.architecture import (
     PRETRAINED_BN_MOMENTUM,
     RANDOM_INIT_BN_MOMENTUM,
@@ -135,12 +142,7 @@ class TensorFlowEngine(Engine):
         image_size: int | None = None,
         weights: str | Path | None = None,
     ) -> TensorFlowDetector:
-        if init not in ("pretrained", "random"):
-            raise ModelError(f"unknown init {init!r}", hint="use 'pretrained' or 'random'")
-        if len(label_map) == 0:
-            raise ModelError(
-                "the label map has no classes", hint="the dataset needs at least one category"
-            )
+        check_create_arguments(init, label_map)
         columns = None if reinitialize_head else _kept_columns(spec, init, label_map)
         arch = TFArchitecture(
             name=spec.architecture,

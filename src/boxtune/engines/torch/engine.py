@@ -8,7 +8,7 @@ import numpy as np
 
 from boxtune.artifacts import Artifact
 from boxtune.catalog import ModelSpec, coco_categories, resolve_weights
-from boxtune.engines.base import CheckpointRole, Engine, Init, Runner
+from boxtune.engines.base import CheckpointRole, Engine, Init, Runner, check_create_arguments
 from boxtune.engines.torch.architecture import (
     EFFICIENTDET_LITE0,
     TorchArchitecture,
@@ -31,11 +31,6 @@ from boxtune.labels import LabelMap
 
 def coco_label_map() -> LabelMap:
     return LabelMap.from_categories(coco_categories())
-
-
-def _check_init(init: str) -> None:
-    if init not in ("pretrained", "random"):
-        raise ModelError(f"unknown init {init!r}", hint="use 'pretrained' or 'random'")
 
 
 def _no_head_to_keep(spec: ModelSpec, reason: str) -> ModelError:
@@ -114,11 +109,7 @@ class TorchEngine(Engine):
         image_size: int | None = None,
         weights: str | Path | None = None,
     ) -> TorchDetector:
-        _check_init(init)
-        if len(label_map) == 0:
-            raise ModelError(
-                "the label map has no classes", hint="the dataset needs at least one category"
-            )
+        check_create_arguments(init, label_map)
         # Keeping the pretrained head is honoured or refused by name, never silently ignored.
         keep = None if reinitialize_head else _pretrained_coco_ids(spec, init, label_map)
         arch = TorchArchitecture(
