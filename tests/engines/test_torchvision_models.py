@@ -56,7 +56,7 @@ def test_head_only_freezes_the_torchvision_backbone():
 
 
 @pytest.mark.parametrize(
-    "spec", [s for s in list_specs() if s.deployable], ids=lambda s: s.model_id
+    "spec", [s for s in list_specs(engine="torch") if s.deployable], ids=lambda s: s.model_id
 )
 def test_class_head_replacement_fits_every_architecture(spec):
     """Cheap: structure only (no forward), for every torchvision model in the catalog."""
@@ -155,7 +155,7 @@ def _head_outputs(net, architecture: str, images: torch.Tensor):
 
 
 @pytest.mark.parametrize(
-    "spec", [s for s in list_specs() if s.deployable], ids=lambda s: s.model_id
+    "spec", [s for s in list_specs(engine="torch") if s.deployable], ids=lambda s: s.model_id
 )
 def test_keeping_coco_classes_keeps_their_pretrained_outputs_exactly(spec):
     """reinitialize_top_layer=False on a COCO model: the new head's class k is the old head's
