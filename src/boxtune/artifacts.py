@@ -26,6 +26,7 @@ import platform
 import shutil
 import tarfile
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,10 +34,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from boxtune.errors import ModelError
-from boxtune.fileio import atomic_write_json, replace_directory, sha256_file
+from boxtune import cache
+from boxtune.errors import BoxtuneWarning, ModelError, os_error
+from boxtune.fileio import (
+    ArchiveError,
+    ArchiveLimits,
+    SafeTar,
+    atomic_write_json,
+    replace_directory,
+    sha256_file,
+    unsafe_name_problem,
+)
 from boxtune.labels import LabelMap
-from boxtune.paths import boxtune_home
 from boxtune.storage import is_remote, local_copy, upload
 
 if TYPE_CHECKING:
@@ -49,8 +58,7 @@ LABELS_FILE = "labels_info.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
 _TAR_MTIME = 0  # fixed, so identical files give an identical tarball
-_MAX_NAME = 1024
-_MAX_COMPONENT = 255
+_MAX_MANIFEST_BYTES = 16 << 20
 _ARCHIVE_HINT = (
     "a boxtune model.tar.gz holds only regular files under relative paths (no links, "
     "absolute, '..' or hidden names); re-create it with boxtune"
@@ -78,30 +86,11 @@ def _engine_libraries(engine_name: str) -> tuple[str, ...]:
 
 
 def _check_member_name(name: object, where: str, *, what: str, hint: str) -> None:
-    """Refuse ``name`` unless it is a safe artifact file name: a relative POSIX path without
-    backslashes or NUL whose components are not empty, ``.``, ``..`` or hidden (temp files).
+    """Refuse ``name`` unless it is a safe artifact file name (:func:`unsafe_name_problem`).
 
     The error reads ``<what> <name> (<problem>)``.
     """
-    problem = None
-    if not isinstance(name, str) or not name:
-        problem = "not a non-empty string"
-    elif len(name) > _MAX_NAME:
-        problem = f"longer than {_MAX_NAME} characters"
-    elif "\\" in name or "\0" in name:
-        problem = "contains a backslash or NUL"
-    elif name.startswith("/"):
-        problem = "an absolute path"
-    else:
-        for part in name.split("/"):
-            if part in ("", ".", ".."):
-                problem = f"has an empty, '.' or '..' component {part!r}"
-            elif part.startswith("."):
-                problem = f"has a hidden component {part!r}"
-            elif len(part) > _MAX_COMPONENT:
-                problem = f"has a component longer than {_MAX_COMPONENT} characters"
-            if problem:
-                break
+    problem = unsafe_name_problem(name)
     if problem:
         raise ModelError(f"{what} {name!r} ({problem})", where=where, hint=hint)
 
@@ -217,6 +206,30 @@ def write_artifact(
     return target
 
 
+def _listed_file(directory: Path, manifest: dict, name: str) -> Path:
+    if name not in manifest["files"]:
+        raise ModelError(
+            f"{name} is not listed in {MANIFEST_FILE}",
+            where=str(directory),
+            hint="every file boxtune loads must be listed there with its sha256; "
+            "the artifact is incomplete or was modified after export: export it again",
+        )
+    return directory / name
+
+
+def _optional_listed_file(directory: Path, manifest: dict, name: str) -> Path | None:
+    if name in manifest["files"]:
+        return directory / name
+    if (directory / name).exists():
+        raise ModelError(
+            f"{name} is present but not listed in {MANIFEST_FILE}, so it cannot be trusted",
+            where=str(directory),
+            hint="the artifact was modified after export: remove the file or export the "
+            "artifact again",
+        )
+    return None
+
+
 @dataclass
 class Artifact:
     directory: Path
@@ -257,74 +270,138 @@ class Artifact:
     def tarball(self) -> Path:
         return self.directory / TARBALL_FILE
 
+    def file(self, name: str) -> Path:
+        """The path of ``name``, which the manifest must list (so its sha256 was checked):
+        engines load files only through this, :meth:`optional_file` and :meth:`subtree`."""
+        return _listed_file(self.directory, self.manifest, name)
+
+    def optional_file(self, name: str) -> Path | None:
+        """``name``'s path when the manifest lists it, None when the artifact has no such
+        file; a file on disk that the manifest omits is refused, never loaded unchecked."""
+        return _optional_listed_file(self.directory, self.manifest, name)
+
+    def subtree(self, name: str) -> Path:
+        """The directory ``name`` (a SavedModel, a checkpoint), after checking that the
+        manifest lists at least one file in it and every file on disk under it."""
+        root = self.directory / name
+        prefix = f"{name}/"
+        listed = {f for f in self.manifest["files"] if f.startswith(prefix)}
+        if not listed:
+            self.file(prefix)  # raises: nothing of it is listed
+        on_disk = {
+            p.relative_to(self.directory).as_posix() for p in root.rglob("*") if not p.is_dir()
+        }
+        unlisted = sorted(on_disk - listed)
+        if unlisted:
+            raise ModelError(
+                f"{unlisted[0]} is present but not listed in {MANIFEST_FILE}, so it cannot be "
+                "trusted" + (f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""),
+                where=str(self.directory),
+                hint="the artifact was modified after export: remove those files or export "
+                "the artifact again",
+            )
+        return root
+
+
+_ARCHIVE_HINTS = {
+    "unsafe": _ARCHIVE_HINT,
+    "damaged": "the file is damaged or not a model.tar.gz written by boxtune",
+    "mismatch": "the archive does not match its own manifest; use the original model.tar.gz",
+    "limit": "a model.tar.gz written by boxtune stays far below these limits; if yours is "
+    "genuine, raise BOXTUNE_MAX_ARCHIVE_MEMBERS / BOXTUNE_MAX_ARCHIVE_MEMBER_BYTES / "
+    "BOXTUNE_MAX_ARCHIVE_BYTES",
+    "disk": "free space there, point BOXTUNE_HOME at a larger disk, or run `boxtune cache prune`",
+}
+
+
+def _archive_error(exc: ArchiveError, tarball: Path) -> ModelError:
+    return ModelError(str(exc), where=str(tarball), hint=_ARCHIVE_HINTS[exc.kind])
+
 
 def _safe_extract(tarball: Path, destination: Path) -> None:
-    """Extract regular files (and directories) under safe relative names into
-    ``destination``; anything else (links, devices, absolute, parent or hidden names,
-    duplicates) is refused before anything is written."""
+    """Extract the files ``tarball``'s own manifest lists (and the manifest) into
+    ``destination``, within :class:`ArchiveLimits`: every entry is checked before anything is
+    written (links, devices, sparse, unsafe or duplicate names, sizes, count); entries the
+    manifest does not list are left out, with a warning."""
     try:
-        with tarfile.open(tarball, mode="r:gz") as tar:
-            members = tar.getmembers()
-            seen: set[str] = set()
-            for member in members:
-                if not (member.isfile() or member.isdir()) or member.name in seen:
-                    kind = "a duplicate" if member.name in seen else "not a regular file"
-                    raise ModelError(
-                        f"unexpected entry {member.name!r} in the archive ({kind})",
-                        where=str(tarball),
-                        hint=_ARCHIVE_HINT,
-                    )
-                _check_member_name(
-                    member.name, str(tarball), what="unexpected entry", hint=_ARCHIVE_HINT
+        with SafeTar(tarball, ArchiveLimits.from_env()) as archive:
+            if MANIFEST_FILE not in archive.members:
+                raise ModelError(
+                    f"the archive holds no {MANIFEST_FILE}",
+                    where=str(tarball),
+                    hint="point at a model.tar.gz written by boxtune (it lists its files there)",
                 )
-                seen.add(member.name)
-            root = destination.resolve()
-            for member in members:
-                path = root / member.name
-                # Valid names cannot leave root; resolving also guards against links on disk.
-                if not path.resolve().is_relative_to(root):
-                    raise ModelError(
-                        f"unexpected entry {member.name!r} in the archive (outside it)",
-                        where=str(tarball),
-                        hint=_ARCHIVE_HINT,
-                    )
-                if member.isdir():
-                    path.mkdir(parents=True, exist_ok=True)
-                    continue
-                path.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                assert source is not None
-                with source, open(path, "xb") as out:
-                    shutil.copyfileobj(source, out)
-    except (tarfile.TarError, EOFError, gzip.BadGzipFile, OSError) as exc:
+            raw = archive.read(MANIFEST_FILE, max_bytes=_MAX_MANIFEST_BYTES)
+            listed = _listed_sizes(_parse_manifest(raw, f"{tarball}:{MANIFEST_FILE}"), tarball)
+            unlisted = sorted(
+                name
+                for name, member in archive.members.items()
+                if member.isfile() and name != MANIFEST_FILE and name not in listed
+            )
+            if unlisted:
+                warnings.warn(
+                    f"{tarball}: left out {len(unlisted)} file(s) its {MANIFEST_FILE} does not "
+                    f"list: {', '.join(unlisted[:5])}{' ...' if len(unlisted) > 5 else ''}",
+                    BoxtuneWarning,
+                    stacklevel=4,
+                )
+            expected = {**listed, MANIFEST_FILE: archive.members[MANIFEST_FILE].size}
+            archive.extract(expected, destination)
+    except ArchiveError as exc:
+        raise _archive_error(exc, tarball) from exc
+    except OSError as exc:  # writing the extraction: disk full, permissions
+        raise os_error(exc, action=f"extracting {tarball.name}", path=exc.filename) from exc
+
+
+def _parse_manifest(raw: bytes, where: str) -> dict:
+    try:
+        manifest = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
         raise ModelError(
-            f"cannot read the archive ({exc})",
-            where=str(tarball),
-            hint="the file is damaged or not a model.tar.gz written by boxtune",
-        ) from exc
+            f"cannot read {MANIFEST_FILE} ({exc})",
+            where=where,
+            hint="the artifact is damaged; export it again",
+        ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ModelError(
+            "the manifest's 'files' is not a mapping",
+            where=where,
+            hint="the artifact is damaged; export it again",
+        )
+    return manifest
+
+
+def _listed_sizes(manifest: dict, tarball: Path) -> dict[str, int]:
+    """name -> size of every file the manifest lists (names checked before any is used)."""
+    sizes = {}
+    for name, record in manifest["files"].items():
+        _check_member_name(
+            name,
+            f"{tarball}:{MANIFEST_FILE}",
+            what="the manifest lists an invalid file name",
+            hint="the manifest is damaged or was not written by boxtune; export it again",
+        )
+        size = record.get("size") if isinstance(record, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ModelError(
+                f"the manifest gives {name!r} no valid size",
+                where=f"{tarball}:{MANIFEST_FILE}",
+                hint="the manifest is damaged or was not written by boxtune; export it again",
+            )
+        sizes[name] = size
+    return sizes
 
 
 def _extract_tarball(tarball: Path) -> Path:
-    """Extract into ``BOXTUNE_HOME/artifacts/<sha256 of the tarball>`` (reused if present)."""
-    digest = sha256_file(tarball)[:20]
-    target = boxtune_home() / "artifacts" / digest
-    if (target / MANIFEST_FILE).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{digest}.partial-"))
-    try:
-        _safe_extract(tarball, tmp)
-        replace_directory(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    """The cache entry ``BOXTUNE_HOME/artifacts/<sha256 of the tarball>`` (see
+    :mod:`boxtune.cache`), extracted once even when several processes load it at once."""
+    return cache.extracted(tarball, _safe_extract)
 
 
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelError(
             f"cannot read {path.name} ({exc})",
             where=str(path),
@@ -376,21 +453,36 @@ def verify_artifact(directory: Path) -> dict:
                 where=str(directory),
                 hint="the artifact is incomplete; copy it again or re-export it",
             )
+        expected = record.get("sha256") if isinstance(record, dict) else None
         actual = sha256_file(path)
-        if actual != record.get("sha256"):
+        if actual != expected:
             raise ModelError(
                 f"{name} does not match its sha256 in {MANIFEST_FILE} (expected "
-                f"{record.get('sha256')}, got {actual})",
+                f"{expected}, got {actual})",
                 where=str(path),
                 hint="the file was modified or damaged after export; use the original artifact",
             )
     return manifest
 
 
+def _holds_only_artifact_files(directory: Path) -> bool:
+    """Files of an artifact are there, but neither its manifest nor its tarball."""
+    names = {p.name for p in directory.iterdir()}
+    return bool(names) and not names & {MANIFEST_FILE, TARBALL_FILE}
+
+
 def load_artifact(location: str | os.PathLike) -> Artifact:
     """An artifact from a directory, a ``model.tar.gz``, or an ``s3://`` URI of either."""
-    local = local_copy(location, kind="artifact") if is_remote(location) else Path(location)
+    remote = is_remote(location)
+    local = local_copy(location, kind="artifact") if remote else Path(location)
     local = local.expanduser()
+    if remote and local.is_dir() and _holds_only_artifact_files(local):
+        raise ModelError(
+            f"{location} holds artifact files but no {MANIFEST_FILE}: its upload is incomplete",
+            where=str(location),
+            hint="boxtune uploads the manifest last, so the writer stopped before it finished; "
+            "upload the artifact again (or re-run the training with --resume)",
+        )
     if local.is_file():
         directory = _extract_tarball(local)
     elif local.is_dir():
@@ -411,7 +503,7 @@ def load_artifact(location: str | os.PathLike) -> Artifact:
             hint="check the path; artifacts are the output directories of `boxtune train`",
         )
     manifest = verify_artifact(directory)
-    label_map = LabelMap.load(directory / LABELS_FILE)
+    label_map = LabelMap.load(_listed_file(directory, manifest, LABELS_FILE))
     if len(label_map) != int(manifest["num_classes"]):
         raise ModelError(
             f"{LABELS_FILE} has {len(label_map)} classes, the manifest says "
@@ -419,6 +511,12 @@ def load_artifact(location: str | os.PathLike) -> Artifact:
             where=str(directory),
             hint="the artifact is inconsistent; export it again",
         )
-    metrics = _read_json(directory / METRICS_FILE) if (directory / METRICS_FILE).is_file() else {}
-    history = _read_json(directory / HISTORY_FILE) if (directory / HISTORY_FILE).is_file() else []
-    return Artifact(directory, manifest, label_map, metrics, history)
+    metrics = _optional_listed_file(directory, manifest, METRICS_FILE)
+    history = _optional_listed_file(directory, manifest, HISTORY_FILE)
+    return Artifact(
+        directory,
+        manifest,
+        label_map,
+        _read_json(metrics) if metrics else {},
+        _read_json(history) if history else [],
+    )

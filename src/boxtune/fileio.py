@@ -8,6 +8,10 @@
   deletes either.
 - :func:`sha256_file`: the hex digest of a file, read in chunks.
 - :func:`download`: a verified download (sha256, size) with a progress bar, atomic as above.
+- :class:`SafeTar`: extraction of chosen members of a ``.tar.gz`` within :class:`ArchiveLimits`
+  (no links, devices, sparse or unsafe names; member count, sizes, free space);
+  :func:`unsafe_name_problem` is the one rule for safe relative names.
+- :class:`FileLock`: an advisory ``flock`` (shared or exclusive) between processes.
 
 Nothing here knows about models or datasets; callers turn :class:`DownloadError` into their own
 user-facing errors (with the hint that fits them).
@@ -15,14 +19,17 @@ user-facing errors (with the hint that fits them).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,3 +212,265 @@ def download(
         # The exception's own text: "HTTP Error 404: Not Found", "<urlopen error ...>".
         raise DownloadError(url, "download failed", str(exc)) from exc
     return Downloaded(target, actual, received)
+
+
+# --- safe names and tar extraction ---------------------------------------------------------
+
+_MAX_NAME = 1024
+_MAX_COMPONENT = 255
+
+
+def unsafe_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a safe relative file name inside a directory, or None when it is.
+
+    Safe: a relative POSIX path without backslashes or NUL whose components are not empty,
+    ``.``, ``..`` or hidden (hidden names are temp files), within the usual length limits.
+    """
+    if not isinstance(name, str) or not name:
+        return "not a non-empty string"
+    if len(name) > _MAX_NAME:
+        return f"longer than {_MAX_NAME} characters"
+    if "\\" in name or "\0" in name:
+        return "contains a backslash or NUL"
+    if name.startswith("/"):
+        return "an absolute path"
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            return f"has an empty, '.' or '..' component {part!r}"
+        if part.startswith("."):
+            return f"has a hidden component {part!r}"
+        if len(part) > _MAX_COMPONENT:
+            return f"has a component longer than {_MAX_COMPONENT} characters"
+    return None
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """What an archive may hold before boxtune refuses it (a decompression bomb, a member
+    flood). Defaults fit the largest catalog model many times over."""
+
+    max_members: int = 10_000
+    max_member_bytes: int = 8 << 30
+    max_total_bytes: int = 16 << 30
+
+    @classmethod
+    def from_env(cls) -> ArchiveLimits:
+        """Defaults, overridden by ``BOXTUNE_MAX_ARCHIVE_MEMBERS`` / ``..._MEMBER_BYTES`` /
+        ``..._BYTES`` (plain integers)."""
+        default = cls()
+        return cls(
+            max_members=_env_int("BOXTUNE_MAX_ARCHIVE_MEMBERS", default.max_members),
+            max_member_bytes=_env_int("BOXTUNE_MAX_ARCHIVE_MEMBER_BYTES", default.max_member_bytes),
+            max_total_bytes=_env_int("BOXTUNE_MAX_ARCHIVE_BYTES", default.max_total_bytes),
+        )
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not an integer") from None
+    if number <= 0:
+        raise ValueError(f"{name}={value!r} must be positive")
+    return number
+
+
+ArchiveProblem = Literal["unsafe", "damaged", "limit", "mismatch", "disk"]
+
+
+class ArchiveError(Exception):
+    """An archive boxtune will not (or cannot) extract. ``kind`` says which way: ``unsafe``
+    (an entry that could escape or is not a plain file), ``damaged`` (unreadable),
+    ``limit`` (over :class:`ArchiveLimits`), ``mismatch`` (not the files expected), ``disk``
+    (not enough free space). Callers add the hint that fits them."""
+
+    def __init__(self, kind: ArchiveProblem, message: str):
+        self.kind = kind
+        super().__init__(message)
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+_TAR_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+class SafeTar:
+    """A ``.tar.gz`` opened for safe extraction: every entry's header is checked once, up
+    front and before anything is written (names, types, sparse members, sizes, the member
+    count); then :meth:`read` and :meth:`extract` take only the named regular files.
+
+    >>> with SafeTar(path, ArchiveLimits()) as archive:
+    ...     manifest = json.loads(archive.read("manifest.json", max_bytes=1 << 20))
+    ...     archive.extract({"weights.bin": 1234}, destination)
+    """
+
+    def __init__(self, path: str | os.PathLike, limits: ArchiveLimits):
+        self.path = Path(path)
+        self.limits = limits
+        self._tar: tarfile.TarFile | None = None
+        self.members: dict[str, tarfile.TarInfo] = {}
+
+    def __enter__(self) -> SafeTar:
+        try:
+            self._tar = tarfile.open(self.path, mode="r:gz")
+            self._scan()
+        except _TAR_READ_ERRORS as exc:
+            self.close()
+            raise ArchiveError("damaged", f"cannot read the archive ({exc})") from exc
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._tar is not None:
+            self._tar.close()
+            self._tar = None
+
+    def _scan(self) -> None:
+        assert self._tar is not None
+        limits = self.limits
+        for count, member in enumerate(self._tar, start=1):
+            if count > limits.max_members:
+                raise ArchiveError("limit", f"more than {limits.max_members} entries")
+            name = member.name
+            if name in self.members:
+                raise ArchiveError(
+                    "unsafe", f"unexpected entry {name!r} in the archive (a duplicate)"
+                )
+            if not (member.isfile() or member.isdir()):
+                raise ArchiveError(
+                    "unsafe", f"unexpected entry {name!r} in the archive (not a regular file)"
+                )
+            if member.issparse():
+                raise ArchiveError(
+                    "unsafe", f"unexpected entry {name!r} in the archive (a sparse file)"
+                )
+            problem = unsafe_name_problem(name)
+            if problem:
+                raise ArchiveError("unsafe", f"unexpected entry {name!r} ({problem})")
+            if member.size > limits.max_member_bytes:
+                raise ArchiveError(
+                    "limit",
+                    f"entry {name!r} is {human_bytes(member.size)}, over the limit of "
+                    f"{human_bytes(limits.max_member_bytes)} per file",
+                )
+            self.members[name] = member
+
+    def _file(self, name: str) -> tarfile.TarInfo:
+        member = self.members.get(name)
+        if member is None or not member.isfile():
+            raise ArchiveError("mismatch", f"the archive holds no file {name!r}")
+        return member
+
+    def read(self, name: str, *, max_bytes: int) -> bytes:
+        """The bytes of the regular file ``name`` (refused when larger than ``max_bytes``)."""
+        member = self._file(name)
+        if member.size > max_bytes:
+            raise ArchiveError(
+                "limit", f"{name!r} is {human_bytes(member.size)}, over {human_bytes(max_bytes)}"
+            )
+        assert self._tar is not None
+        try:
+            source = self._tar.extractfile(member)
+            assert source is not None
+            with source:
+                return source.read()
+        except _TAR_READ_ERRORS as exc:
+            raise ArchiveError("damaged", f"cannot read the archive ({exc})") from exc
+
+    def extract(self, expected: dict[str, int], destination: str | os.PathLike) -> None:
+        """Write the regular files ``expected`` (name -> size in bytes) under ``destination``
+        and nothing else. Each must be in the archive with exactly that size; their total
+        must fit :attr:`limits` and the free space. A write error (disk full) is an OSError."""
+        root = Path(destination).resolve()
+        members = []
+        for name, size in expected.items():
+            member = self._file(name)
+            if member.size != size:
+                raise ArchiveError(
+                    "mismatch", f"{name!r} is {member.size} bytes in the archive, {size} expected"
+                )
+            members.append(member)
+        total = sum(member.size for member in members)
+        if total > self.limits.max_total_bytes:
+            raise ArchiveError(
+                "limit",
+                f"the files add up to {human_bytes(total)}, over the limit of "
+                f"{human_bytes(self.limits.max_total_bytes)}",
+            )
+        free = shutil.disk_usage(root).free
+        if total > free:
+            raise ArchiveError(
+                "disk",
+                f"extracting needs {human_bytes(total)} but only {human_bytes(free)} is free "
+                f"on the file system of {root}",
+            )
+        assert self._tar is not None
+        # In archive order: a gzip stream only reads forward cheaply.
+        for member in sorted(members, key=lambda m: m.offset):
+            path = root / member.name
+            if not path.resolve().is_relative_to(root):  # a link already on disk
+                raise ArchiveError("unsafe", f"unexpected entry {member.name!r} (outside it)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                source = self._tar.extractfile(member)
+                assert source is not None
+                with source, open(path, "xb") as out:
+                    shutil.copyfileobj(source, out, _CHUNK)
+            except _TAR_READ_ERRORS as exc:
+                raise ArchiveError("damaged", f"cannot read the archive ({exc})") from exc
+
+
+# --- locks ---------------------------------------------------------------------------------
+
+
+class FileLock:
+    """An advisory ``flock`` on a lock file, shared or exclusive, held until :meth:`release`
+    (or the process ends: the kernel drops it, so a killed holder never blocks anyone)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self, *, shared: bool = False, blocking: bool = True) -> bool:
+        """True once held; False only when ``blocking=False`` and another holder conflicts."""
+        import fcntl
+
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(self._fd, mode | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()

@@ -29,6 +29,7 @@ from boxtune.engines.tensorflow.frozen_graph import import_weights, read_constan
 from boxtune.engines.tensorflow.onnx_export import ONNX_FILE
 from boxtune.engines.tensorflow.runners import BACKENDS, OnnxRunner, SavedModelRunner
 from boxtune.engines.tensorflow.saved_model import (
+    CHECKPOINT_DIR,
     CHECKPOINT_PREFIX,
     SAVED_MODEL_DIR,
 )
@@ -169,6 +170,7 @@ class TensorFlowEngine(Engine):
             model_id=artifact.model_id,
             family=artifact.family,
         )
+        artifact.subtree(CHECKPOINT_DIR)  # every file TF reads is listed and hash-checked
         prefix = artifact.directory / CHECKPOINT_PREFIX
         try:
             tf.train.Checkpoint(model=detector.model).read(str(prefix)).assert_consumed()
@@ -186,8 +188,8 @@ class TensorFlowEngine(Engine):
         if chosen == "keras":
             return self.load_detector(artifact).runner()
         if chosen == "onnxruntime":
-            onnx_path = artifact.directory / ONNX_FILE
-            if onnx_path.is_file():
+            onnx_path = artifact.optional_file(ONNX_FILE)
+            if onnx_path is not None:
                 return OnnxRunner(onnx_path, artifact.image_size, artifact.label_map)
             if backend is not None:
                 warnings.warn(
@@ -196,7 +198,7 @@ class TensorFlowEngine(Engine):
                     stacklevel=2,
                 )
         return SavedModelRunner(
-            artifact.directory / SAVED_MODEL_DIR, artifact.image_size, artifact.label_map
+            artifact.subtree(SAVED_MODEL_DIR), artifact.image_size, artifact.label_map
         )
 
     def pretrained_runner(self, spec: ModelSpec, backend: str | None = None) -> Runner:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from boxtune.engines.tensorflow.detector import TensorFlowDetector
 
 SAVED_MODEL_DIR = "saved_model"
-CHECKPOINT_PREFIX = "checkpoint/ckpt"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_PREFIX = f"{CHECKPOINT_DIR}/ckpt"
 SERVING_SIGNATURE = "serving_default"
 BATCH_SIGNATURE = "detect_batch"
 INPUT_NAME = "input_tensor"

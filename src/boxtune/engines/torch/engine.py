@@ -130,7 +130,7 @@ class TorchEngine(Engine):
     def load_detector(self, artifact: Artifact, *, device: str = "cpu") -> TorchDetector:
         arch = TorchArchitecture.from_manifest(artifact.manifest, str(artifact.directory))
         net = build_network(arch)
-        load_weights(net, artifact.directory / WEIGHTS_FILE)
+        load_weights(net, artifact.file(WEIGHTS_FILE))
         return TorchDetector(
             net,
             arch,
@@ -144,8 +144,8 @@ class TorchEngine(Engine):
         """ONNX Runtime when the artifact has a model.onnx, else torch; asking for
         onnxruntime explicitly where there is none warns."""
         if self.check_backend(backend) == "onnxruntime":
-            onnx_path = artifact.directory / ONNX_FILE
-            if onnx_path.is_file():
+            onnx_path = artifact.optional_file(ONNX_FILE)
+            if onnx_path is not None:
                 return OnnxRunner(
                     onnx_path,
                     artifact.image_size,
