@@ -7,6 +7,7 @@ import json
 
 from boxtune.catalog import DEFAULT_MODEL_ID, cached_weights_path, get_spec, list_specs
 from boxtune.catalog.spec import ModelSpec
+from boxtune.commands.tables import format_table
 
 
 def _yes_no(flag: bool) -> str:
@@ -31,14 +32,9 @@ def _row(spec: ModelSpec) -> list[str]:
     ]
 
 
-def format_table(specs: list[ModelSpec]) -> str:
+def format_catalog(specs: list[ModelSpec]) -> str:
     header = ["MODEL ID", "FAMILY", "INPUT", "COCO mAP", "PARAMS", "OFFLINE", "DEPLOYABLE AS IS"]
-    rows = [header, *(_row(s) for s in specs)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return format_table(header, [_row(s) for s in specs])
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -46,7 +42,7 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([s.to_json() for s in specs], indent=2))
     else:
-        print(format_table(specs))
+        print(format_catalog(specs))
         print(
             "\nOFFLINE: yes = weights ship with boxtune's dependencies; cached = already in "
             "BOXTUNE_HOME/weights;\nno = downloaded on first use (or place the file there by "
