@@ -443,3 +443,17 @@ def test_export_with_bad_names_writes_no_artifact(tmp_path, exported, message):
     with pytest.raises(ModelError, match=message):
         write_artifact(detector, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_prefix_without_its_manifest_is_an_incomplete_upload(artifact_dir, s3):
+    """What a writer that died mid-upload leaves: files, but not the manifest it writes last."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3)
+    for name in ("weights.safetensors", "labels_info.json", "metrics.json"):
+        client.upload_file(str(artifact_dir / name), "models", f"partial/{name}")
+    with pytest.raises(ModelError) as info:
+        load_artifact("s3://models/partial")
+    message = str(info.value)
+    assert "s3://models/partial holds artifact files but no boxtune-model.json" in message
+    assert "its upload is incomplete" in message and "upload the artifact again" in message
