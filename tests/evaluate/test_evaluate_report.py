@@ -150,3 +150,14 @@ def test_history_plot_needs_numbers():
         [{"epoch": 0, "loss": 1.0, "val_map": float("nan")}, {"epoch": 1, "loss": 0.5}]
     )
     assert png is not None and png.startswith(b"\x89PNG")
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(sample_dataset, tmp_path):
+    output = tmp_path / "out"
+    leftover = output / ".report-partial-killed" / "plots"
+    leftover.mkdir(parents=True)
+    (leftover / "pr_curve.png").write_bytes(b"half")
+    subset = sample_dataset.subset([r.id for r in sample_dataset.images[:2]])
+    evaluate_model(FakeRunner(subset), subset, output, progress=False)
+    assert not list(output.glob(".report-partial-*"))
+    assert (output / "report.html").is_file()

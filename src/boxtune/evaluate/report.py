@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from boxtune.evaluate.metrics import EvaluationResult
+from boxtune.fileio import remove_path
 
 PLOT_TITLES = {
     "ap_per_class": "Average precision per class",
@@ -299,6 +300,8 @@ def write_report(output_dir: Path, result: EvaluationResult, content: ReportCont
     """Write the report files into ``output_dir`` (created if needed); returns report.html."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in output_dir.glob(".report-partial-*"):  # from a killed earlier run
+        remove_path(leftover)
     staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".report-partial-"))
     try:
         files: list[str] = []
