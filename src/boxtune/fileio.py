@@ -49,7 +49,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_temp_file(target)
+    tmp = new_temp_file(target)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -57,7 +57,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _new_temp_file(target: Path) -> Path:
+def new_temp_file(target: Path) -> Path:
     """A new empty file next to ``target``. Unlike ``mkstemp``'s (always 0600) its mode follows
     the umask, so the renamed file gets the permissions a plain ``open(target, "w")`` gives."""
     while True:

@@ -1,4 +1,5 @@
-"""``boxtune jobs list|show|logs|stop`` and ``boxtune endpoints list|stop``: the job registry."""
+"""``boxtune jobs list|show|logs|stop|resume|recover`` and ``boxtune endpoints list|stop``: the
+job registry."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import json
 import sys
 import time
+
+from boxtune.commands.tables import format_table
 
 STATUS_CHOICES = ("queued", "running", "completed", "failed", "stopped")
 
@@ -58,6 +61,21 @@ def _register_jobs(subparsers: argparse._SubParsersAction) -> None:
     resume.add_argument("-f", "--follow", action="store_true", help="then follow its log")
     resume.set_defaults(handler=_jobs_resume)
 
+    recover = sub.add_parser(
+        "recover",
+        help="restore a damaged or missing registry from its backup (deletes nothing)",
+        description="Move the damaged registry (and its -wal/-shm files) aside to "
+        "registry.sqlite3.damaged-<time> and restore boxtune's backup of it "
+        "(registry.sqlite3.backup). A sound registry is left as it is.",
+    )
+    recover.add_argument(
+        "--empty",
+        action="store_true",
+        help="when there is no usable backup: start an empty registry (the damaged file is "
+        "still kept aside)",
+    )
+    recover.set_defaults(handler=_jobs_recover)
+
 
 def _register_endpoints(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -94,15 +112,6 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    lines = [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    return "\n".join(lines)
-
-
 def _number(value) -> str:
     if value is None:
         return "-"
@@ -120,7 +129,7 @@ def format_metrics(history: list[dict]) -> str:
         [str(r.get("epoch", i)), *(_number(r.get(c)) for c in columns)]
         for i, r in enumerate(history)
     ]
-    return _table(rows, ["epoch", *columns])
+    return format_table(["epoch", *columns], rows)
 
 
 # -- jobs ------------------------------------------------------------------------------------------
@@ -144,7 +153,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
         ]
         for job in jobs
     ]
-    print(_table(rows, ["NAME", "STATUS", "MODEL", "CREATED", "DURATION"]))
+    print(format_table(["NAME", "STATUS", "MODEL", "CREATED", "DURATION"], rows))
     failed = [job for job in jobs if job.status == "failed" and job.failure_reason]
     for job in failed:
         print(f"\n{job.name}: {job.failure_reason.splitlines()[0]}")
@@ -227,6 +236,23 @@ def _jobs_resume(args: argparse.Namespace) -> int:
     return 0 if job.status != "failed" else 1
 
 
+def _jobs_recover(args: argparse.Namespace) -> int:
+    from boxtune.jobs.registry_file import recover_registry
+
+    recovery = recover_registry(empty=args.empty)
+    if recovery.action == "healthy":
+        held = f"{recovery.jobs} jobs, {recovery.endpoints} endpoints"
+        print(f"{recovery.path}: the registry is sound ({held}); nothing to recover")
+        return 0
+    for moved in recovery.moved:
+        print(f"kept aside: {moved}")
+    if recovery.action == "restored" and recovery.backup is not None:
+        print(f"restored {recovery.path} from the backup {recovery.backup.describe()}")
+    else:
+        print(f"started an empty registry at {recovery.path}")
+    return 0
+
+
 # -- endpoints -------------------------------------------------------------------------------------
 def _endpoints_list(args: argparse.Namespace) -> int:
     from boxtune.jobs import list_endpoints
@@ -243,7 +269,7 @@ def _endpoints_list(args: argparse.Namespace) -> int:
         [e.name, e.status, e.url, str(e.pid or "-"), e.model_id or e.model, _ago(e.created_at)]
         for e in endpoints
     ]
-    print(_table(rows, ["NAME", "STATUS", "URL", "PID", "MODEL", "CREATED"]))
+    print(format_table(["NAME", "STATUS", "URL", "PID", "MODEL", "CREATED"], rows))
     for e in endpoints:
         if e.status == "failed" and e.failure_reason:
             print(f"\n{e.name}: {e.failure_reason.splitlines()[0]} (log: {e.log_path})")

@@ -19,7 +19,6 @@ from boxtune.jobs.store import (
     STOPPED,
     EndpointRecord,
     Registry,
-    name_from_base,
     validate_name,
 )
 from boxtune.jobs.training import job_environment
@@ -93,7 +92,10 @@ def start_endpoint(
     ``backend=None`` lets the model's engine pick its default.
     """
     registry = registry or Registry()
-    name = validate_name(name, "endpoint") if name else name_from_base(model_id or "boxtune")
+    if name:
+        name = validate_name(name, "endpoint")
+    else:
+        name = registry.claim_name(model_id or "boxtune", "endpoint")
     if port is None:
         port = free_port(host)
     else:

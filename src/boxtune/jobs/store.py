@@ -3,6 +3,10 @@
 Many processes touch it at once (the SDK, each job's supervisor, the CLI), so the
 database runs in WAL mode, every operation opens a short-lived connection, and state changes
 are conditional updates (``... WHERE status IN (...)``) that cannot overwrite a newer state.
+
+The file itself (created whole, checked before use, backed up, recovered) is
+:mod:`boxtune.jobs.registry_file`'s job; this module holds the records, their names and the
+:class:`Registry` that reads and writes them.
 """
 
 from __future__ import annotations
@@ -10,16 +14,28 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from boxtune.errors import BoxtuneError
-from boxtune.paths import boxtune_home
+from boxtune.errors import BoxtuneError, BoxtuneWarning
+from boxtune.jobs.registry_file import (
+    DEFAULT_TIMEOUT_S,
+    BackupInfo,
+    backup_due,
+    backup_path,
+    connect,
+    open_registry,
+    registry_path,
+    take_backup,
+    trust_own_write,
+)
 
 QUEUED, RUNNING, COMPLETED, FAILED, STOPPED = "queued", "running", "completed", "failed", "stopped"
 JOB_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, STOPPED)
@@ -28,51 +44,6 @@ ACTIVE_JOB_STATUSES = (QUEUED, RUNNING)
 STARTING = "starting"
 ENDPOINT_STATUSES = (STARTING, RUNNING, FAILED, STOPPED)
 ACTIVE_ENDPOINT_STATUSES = (STARTING, RUNNING)
-
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    name TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    model_id TEXT,
-    base_model TEXT,
-    hyperparameters TEXT NOT NULL DEFAULT '{}',
-    inputs TEXT NOT NULL DEFAULT '{}',
-    output_path TEXT,
-    model_data TEXT,
-    work_dir TEXT NOT NULL,
-    log_path TEXT NOT NULL,
-    command TEXT NOT NULL,
-    pid INTEGER,
-    pid_started TEXT,
-    child_pid INTEGER,
-    exit_code INTEGER,
-    failure_reason TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    ended_at REAL,
-    source TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
-CREATE TABLE IF NOT EXISTS endpoints (
-    name TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    model TEXT NOT NULL,
-    model_id TEXT,
-    job_name TEXT,
-    host TEXT NOT NULL,
-    port INTEGER NOT NULL,
-    backend TEXT,
-    pid INTEGER,
-    pid_started TEXT,
-    log_path TEXT NOT NULL,
-    command TEXT NOT NULL,
-    failure_reason TEXT,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    ended_at REAL
-);
-"""
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9](-*[A-Za-z0-9])*$")
 MAX_NAME_LENGTH = 63
@@ -89,15 +60,37 @@ def validate_name(name: str, what: str = "job") -> str:
     return name
 
 
-def name_from_base(base: str, max_length: int = MAX_NAME_LENGTH) -> str:
-    """``base`` plus a millisecond timestamp, like the managed SDK's ``name_from_base``."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
+_stamp_lock = threading.Lock()
+_last_stamp_ms = 0
+
+
+def _next_stamp_ms() -> int:
+    """The current millisecond, but never the same one twice in this process (threads that
+    name jobs at the same moment get distinct names)."""
+    global _last_stamp_ms
+    with _stamp_lock:
+        _last_stamp_ms = max(time.time_ns() // 1_000_000, _last_stamp_ms + 1)
+        return _last_stamp_ms
+
+
+def _stamped_name(base: str, stamp_ms: int, max_length: int = MAX_NAME_LENGTH) -> str:
+    # Integer arithmetic: a float timestamp can render 123 ms as "122".
+    when = datetime.fromtimestamp(stamp_ms // 1000, UTC).replace(microsecond=stamp_ms % 1000 * 1000)
+    stamp = when.strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
     cleaned = re.sub(r"[^A-Za-z0-9-]+", "-", base).strip("-") or "boxtune"
     return f"{cleaned[: max_length - len(stamp) - 1].rstrip('-')}-{stamp}"
 
 
-def registry_path() -> Path:
-    return boxtune_home() / "registry.sqlite3"
+def name_from_base(base: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """``base`` plus a millisecond timestamp, like the managed SDK's ``name_from_base``.
+
+    Unique within a process; across processes, :meth:`Registry.claim_name` makes it unique.
+    """
+    return _stamped_name(base, _next_stamp_ms(), max_length)
+
+
+# A name claim only has to outlive the gap between claiming a name and inserting the record.
+NAME_CLAIM_TTL_S = 24 * 3600.0
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -197,34 +190,23 @@ def _decode_row(row: sqlite3.Row) -> dict[str, Any]:
     return data
 
 
+# -- the registry -------------------------------------------------------------------------------
 class Registry:
-    """Short transactions over the SQLite file; safe to use from many processes."""
+    """Short transactions over the SQLite file; safe to use from many processes.
 
-    def __init__(self, path: Path | None = None):
+    Opening checks the file and creates it, whole, when there is none
+    (:func:`~boxtune.jobs.registry_file.open_registry`); every connection re-checks it when it
+    changed (:func:`~boxtune.jobs.registry_file.connect`), so no write lands in a damaged file.
+    """
+
+    def __init__(self, path: Path | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S):
         self.path = Path(path) if path else registry_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise BoxtuneError(
-                    f"the job registry was written by a newer boxtune (schema {version})",
-                    where=str(self.path),
-                    hint="upgrade boxtune, or point BOXTUNE_HOME at another directory",
-                )
-            if version < SCHEMA_VERSION:
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self.timeout_s = timeout_s
+        open_registry(self.path, timeout_s)
+        self._refresh_backup()
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.path, self.timeout_s)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -234,9 +216,64 @@ class Registry:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback_quietly(conn)
                 raise
             conn.execute("COMMIT")
+        trust_own_write(self.path)
+        self._refresh_backup()
+
+    def backup(self) -> BackupInfo:
+        """Refresh the backup now (it is otherwise refreshed at most once per interval)."""
+        return take_backup(self.path, self.timeout_s)
+
+    def _refresh_backup(self) -> None:
+        """Take the backup when it is due (:func:`backup_due`); an empty registry needs none.
+        A failure warns but never fails the caller's work (its write is committed already)."""
+        if not backup_due(self.path):
+            return
+        try:
+            if not backup_path(self.path).exists() and self.counts() == (0, 0):
+                return
+            take_backup(self.path, self.timeout_s)
+        except (BoxtuneError, OSError, sqlite3.Error) as exc:
+            warnings.warn(
+                BoxtuneWarning(f"the job registry's backup was not refreshed: {exc}"),
+                stacklevel=3,
+            )
+
+    def counts(self) -> tuple[int, int]:
+        """How many jobs and endpoints the registry holds."""
+        with self._connect() as conn:
+            jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            endpoints = conn.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0]
+        return jobs, endpoints
+
+    # -- names --------------------------------------------------------------------------------
+    def claim_name(self, base: str, kind: Literal["job", "endpoint"] = "job") -> str:
+        """A ``name_from_base(base)`` name that no job or endpoint has and no other process
+        will get: it is recorded as claimed in the same write transaction that checks it.
+
+        Two processes naming a job in the same millisecond get consecutive milliseconds.
+        """
+        table = "jobs" if kind == "job" else "endpoints"
+        stamp_ms = _next_stamp_ms()
+        with self.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS name_claims "
+                "(name TEXT PRIMARY KEY, claimed_at REAL NOT NULL)"
+            )  # registries created before name claims existed
+            now = time.time()
+            conn.execute("DELETE FROM name_claims WHERE claimed_at < ?", (now - NAME_CLAIM_TTL_S,))
+            while True:
+                name = _stamped_name(base, stamp_ms)
+                taken = conn.execute(f"SELECT 1 FROM {table} WHERE name = ?", (name,)).fetchone()
+                if not taken:
+                    try:
+                        conn.execute("INSERT INTO name_claims VALUES (?, ?)", (name, now))
+                        return name
+                    except sqlite3.IntegrityError:
+                        pass  # claimed by another process a moment ago
+                stamp_ms += 1
 
     # -- jobs ---------------------------------------------------------------------------------
     def insert_job(self, job: JobRecord) -> None:
@@ -324,6 +361,13 @@ class Registry:
     def delete_endpoint(self, name: str) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM endpoints WHERE name = ?", (name,))
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    """Roll back after an error; on a damaged file the rollback may fail too, and the first
+    error is the one to report."""
+    with suppress(sqlite3.Error):
+        conn.execute("ROLLBACK")
 
 
 def _conditional_update(

@@ -28,7 +28,6 @@ from boxtune.jobs.store import (
     STOPPED,
     JobRecord,
     Registry,
-    name_from_base,
     validate_name,
 )
 from boxtune.paths import boxtune_home
@@ -78,7 +77,7 @@ def submit_job(
     ``train-output/`` to ``<output_path>/<name>/output/`` once the command succeeds.
     """
     registry = registry or Registry()
-    name = validate_name(name) if name else name_from_base(base_name)
+    name = validate_name(name) if name else registry.claim_name(base_name)
     work_dir = jobs_root() / name
     if work_dir.exists() and registry.get_job(name) is None:
         raise BoxtuneError(
@@ -162,7 +161,8 @@ def submit_training_job(
             "a training job needs a model",
             hint="pass model_id (see `boxtune models list`) or base_model (a previous artifact)",
         )
-    name = validate_name(name) if name else name_from_base(base_name or model_id or "boxtune")
+    registry = registry or Registry()
+    name = validate_name(name) if name else registry.claim_name(base_name or model_id or "boxtune")
     hyperparameters = {k: str(v) for k, v in (hyperparameters or {}).items()}
     overrides = _differences_from_defaults(model_id, hyperparameters)
     inputs = {"training": str(training)}
