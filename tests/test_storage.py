@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -156,7 +157,97 @@ def test_unchanged_remote_data_is_not_downloaded_again(tmp_path, s3_env, s3_buck
 
 
 def test_check_destination(tmp_path, s3_env, s3_bucket):
-    storage.check_destination(str(tmp_path / "anything"))
+    storage.check_destination(str(tmp_path / "anything" / "deeper"))
+    assert list(tmp_path.iterdir()) == []  # checked where it would be created; nothing made
     storage.check_destination(f"s3://{s3_bucket}/out")
+    assert s3_env.keys(s3_bucket) == []  # the probe object is deleted again
     with pytest.raises(BoxtuneError, match="bucket 'missing-bucket-abc' does not exist"):
         storage.check_destination("s3://missing-bucket-abc/out")
+    buckets = [b["Name"] for b in s3_env.client().list_buckets()["Buckets"]]
+    assert "missing-bucket-abc" not in buckets  # never created
+
+
+def test_a_local_destination_under_a_file_is_refused(tmp_path):
+    (tmp_path / "report.txt").write_text("not a folder")
+    for target in (tmp_path / "report.txt", tmp_path / "report.txt" / "run"):
+        with pytest.raises(BoxtuneError) as info:
+            storage.check_destination(target)
+        assert str(info.value) == (
+            f"{target}: checking the output location is writable failed: a part of the path "
+            "is a file, a directory was expected (Not a directory)\n"
+            "hint: check each folder of the path exists and is a directory"
+        )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_local_destination_is_refused(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(BoxtuneError) as info:
+            storage.check_destination(folder / "run")
+    finally:
+        folder.chmod(0o700)
+    assert str(info.value).startswith(
+        f"{folder / 'run'}: checking the output location is writable failed: permission denied"
+    )
+
+
+def test_an_unreachable_destination_fails_in_seconds(monkeypatch):
+    from tests.s3_server import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("BOXTUNE_S3_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    started = time.monotonic()
+    with pytest.raises(BoxtuneError) as info:
+        storage.check_destination("s3://bucket/out")
+    assert time.monotonic() - started < 15
+    assert str(info.value) == (
+        f"s3://bucket/out: cannot reach the S3 server at {endpoint}: Could not connect to the "
+        f'endpoint URL: "{endpoint}/bucket"\n'
+        "hint: start the server, or fix BOXTUNE_S3_ENDPOINT_URL / AWS_ENDPOINT_URL (unset both "
+        "for AWS S3); check the network"
+    )
+
+
+def test_a_directory_upload_replaces_the_last_files_after_everything_else(
+    tmp_path, monkeypatch, s3_env, s3_bucket
+):
+    make_tree(tmp_path / "model")
+    (tmp_path / "model" / "manifest.json").write_text("new")
+    (tmp_path / "model" / "model.tar.gz").write_bytes(b"new tarball")
+    uri = f"s3://{s3_bucket}/model"
+    client = s3_env.client()
+    for name in ("manifest.json", "model.tar.gz", "images/a.png"):  # an earlier upload's
+        client.put_object(Bucket=s3_bucket, Key=f"model/{name}", Body=b"old")
+    fs, _ = storage.filesystem(uri)
+    puts: list[tuple[str, list[str]]] = []
+    real_put = fs.put_file
+
+    def put_file(lpath, rpath, *args, **kwargs):
+        puts.append((rpath.rsplit("/model/", 1)[1], sorted(s3_env.keys(s3_bucket))))
+        return real_put(lpath, rpath, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "put_file", put_file)
+    storage.upload(tmp_path / "model", uri, last=("model.tar.gz", "manifest.json"))
+
+    assert [name for name, _ in puts] == [
+        "annotations.json",
+        "images/a.png",
+        "images/sub/b.jpg",
+        "model.tar.gz",
+        "manifest.json",
+    ]
+    assert puts[0][1] == ["model/images/a.png"]  # the old last files went before anything
+    assert read_tree(storage.local_copy(uri)) == read_tree(tmp_path / "model")
+
+
+def test_a_local_directory_copy_drops_an_old_last_file_the_source_lacks(tmp_path):
+    make_tree(tmp_path / "src")
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "manifest.json").write_text("describes other files")
+    storage.upload(tmp_path / "src", str(tmp_path / "dest"), last=("manifest.json",))
+    assert read_tree(tmp_path / "dest") == read_tree(tmp_path / "src")

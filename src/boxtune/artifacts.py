@@ -202,7 +202,7 @@ def write_artifact(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if remote:
-        upload(target, str(output_dir))
+        upload(target, str(output_dir), last=(TARBALL_FILE, MANIFEST_FILE))
     return target
 
 

@@ -6,15 +6,20 @@ server; credentials and region come from the standard AWS variables.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import secrets
+import shlex
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from boxtune import fileio
-from boxtune.errors import BoxtuneError
+from boxtune.errors import BoxtuneError, os_error
 from boxtune.paths import boxtune_home
 
 _CREDENTIALS_HINT = (
@@ -117,19 +122,160 @@ def exists(location: str | os.PathLike) -> bool:
         raise _remote_error(location, exc, "look up", fs) from exc
 
 
-def check_destination(location: str | os.PathLike) -> None:
-    """Fail early (before hours of training) when an ``s3://`` destination's bucket is missing.
+# The probe object check_destination writes (and deletes) under a destination.
+WRITE_CHECK_PREFIX = ".boxtune-write-check-"
 
-    Local destinations are created when written. A bucket that cannot be checked (no
-    permission to list it) passes: writing may still be allowed.
+# S3 error codes that mean the keys themselves are wrong, not what they may do.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "InvalidClientTokenId",
+        "AuthorizationHeaderMalformed",
+        "NoCredentialsError",
+        "PartialCredentialsError",
+    }
+)
+_DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden"})
+# check_destination's steps, as its messages name them.
+_CHECK_STEPS = {
+    "check": "looking up the bucket",
+    "write": "writing a probe object",
+    "delete": "deleting the probe object",
+}
+
+
+def check_destination(location: str | os.PathLike) -> None:
+    """Fail in seconds, before hours of work, when ``location`` cannot receive the output.
+
+    ``s3://``: the bucket exists (it is never created), the server accepts the credentials,
+    and a probe object under the prefix can be written and deleted (an upload deletes the old
+    manifest first, so both are needed). Local: the directory can be written, or created where
+    it does not exist yet. Nothing is created and the probes are deleted.
     """
     location = _strip_file_scheme(location)
-    bucket = _bucket_of(location)
-    if not bucket:
-        return
-    fs, _ = filesystem(location)
-    if _bucket_exists(fs, bucket) is False:
-        raise _missing_bucket_error(location, bucket)
+    if is_remote(location):
+        _check_remote_destination(location)
+    else:
+        _check_local_destination(Path(location).expanduser())
+
+
+def _check_local_destination(directory: Path) -> None:
+    """Probe ``directory``, or the nearest folder above it that exists (where it would be
+    created), with a file that is deleted at once: the check leaves nothing behind."""
+    existing = directory.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        probe = existing / f"{WRITE_CHECK_PREFIX}{secrets.token_hex(6)}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as exc:
+        raise os_error(
+            exc, action="checking the output location is writable", path=directory
+        ) from exc
+
+
+def _check_remote_destination(uri: str) -> None:
+    fs, path = filesystem(uri)
+    bucket = _bucket_of(uri)
+    probe = f"{path.rstrip('/')}/{WRITE_CHECK_PREFIX}{secrets.token_hex(6)}"
+    doing = "check"
+    try:
+        # A bucket the keys may not HEAD (403) can still be writable: the probe decides.
+        if bucket and _head_bucket(fs, bucket) is False:
+            raise _missing_bucket_error(uri, bucket)
+        doing = "write"
+        fs.pipe_file(probe, b"boxtune checks this prefix is writable; safe to delete\n")
+        doing = "delete"
+        fs.rm_file(probe)
+    except BoxtuneError:
+        raise
+    except Exception as exc:
+        raise _destination_error(uri, exc, doing, probe) from exc
+
+
+def _head_bucket(fs, bucket: str) -> bool | None:
+    """True/False as the server answers; None when it refuses to say (403)."""
+    try:
+        fs.call_s3("head_bucket", Bucket=bucket)
+        return True
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return None
+
+
+def _server_answer(exc: BaseException) -> tuple[str, str]:
+    """The S3 error code and message behind ``exc`` (s3fs wraps botocore's ClientError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        error = response.get("Error") if isinstance(response, dict) else None
+        if error:
+            return str(error.get("Code") or ""), str(error.get("Message") or "")
+        if type(seen).__name__ in _CREDENTIAL_CODES:
+            return type(seen).__name__, str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return "", str(exc) or type(exc).__name__
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+    except ImportError:  # another fsspec backend: only the builtin errors
+        return isinstance(exc, ConnectionError | TimeoutError)
+    return isinstance(exc, BotoConnectionError | HTTPClientError | ConnectionError | TimeoutError)
+
+
+def _endpoint(uri: str) -> str:
+    configured = _storage_options(uri).get("client_kwargs", {}).get("endpoint_url")
+    return configured or "the default AWS S3 endpoint"
+
+
+def _destination_error(uri: str, exc: Exception, doing: str, probe: str) -> BoxtuneError:
+    code, said = _server_answer(exc)
+    answer = f"{code}: {said}" if code and said and code != said else (said or code)
+    endpoint = _endpoint(uri)
+    if code in _CREDENTIAL_CODES:
+        return BoxtuneError(
+            f"the S3 server at {endpoint} rejected the credentials ({answer})",
+            where=uri,
+            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for "
+            "temporary keys), or AWS_PROFILE, to keys this server accepts; for an "
+            "S3-compatible server check BOXTUNE_S3_ENDPOINT_URL too",
+        )
+    if code == "NoSuchBucket":
+        bucket = _bucket_of(uri) or uri
+        return _missing_bucket_error(uri, bucket)
+    if code in _DENIED_CODES or isinstance(exc, PermissionError):
+        leftover = f"; delete the probe object s3://{probe} by hand" if doing == "delete" else ""
+        return BoxtuneError(
+            f"the credentials in use may not {doing} objects here: the S3 server at {endpoint} "
+            f"answered {answer}{leftover}",
+            where=uri,
+            hint=f"allow s3:PutObject and s3:DeleteObject on {uri.rstrip('/')}/* for these "
+            "credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE), use other credentials, or write "
+            "somewhere else",
+        )
+    if _is_connection_error(exc):
+        return BoxtuneError(
+            f"cannot reach the S3 server at {endpoint}: {said}",
+            where=uri,
+            hint="start the server, or fix BOXTUNE_S3_ENDPOINT_URL / AWS_ENDPOINT_URL (unset "
+            "both for AWS S3); check the network",
+        )
+    return BoxtuneError(
+        f"{_CHECK_STEPS[doing]} failed: the S3 server at {endpoint} answered {answer}",
+        where=uri,
+        hint=_CREDENTIALS_HINT,
+    )
 
 
 def _remote_manifest(fs, path: str) -> dict[str, list]:
@@ -198,10 +344,75 @@ def _copy_file_atomically(src: Path, dest: Path) -> None:
         shutil.copy2(src, tmp)
 
 
-def upload(local_path: str | os.PathLike, uri: str) -> None:
+class IncompleteUploadError(BoxtuneError):
+    """A directory upload that stopped part way: the destination lacks the files meant to go
+    last (the manifest), so no reader takes it for a whole copy; the local copy is intact."""
+
+    def __init__(
+        self,
+        uri: str,
+        local_dir: Path,
+        *,
+        done: int,
+        total: int,
+        missing: Sequence[str],
+        reason: str,
+        retry: str | None = None,
+    ):
+        self.uri, self.local_dir, self.done, self.total = uri, local_dir, done, total
+        self.missing, self.reason = tuple(missing), reason
+        holds_no = f" and holds no {' or '.join(missing)}" if missing else ""
+        command = _manual_upload_command(local_dir, uri, missing)
+        super().__init__(
+            f"the upload stopped after {done} of {total} files ({reason}): the prefix is "
+            f"incomplete{holds_no}; the complete local copy is in {local_dir}",
+            where=uri,
+            hint=(f"{retry}; or " if retry else "")
+            + f"upload it again once the destination works: {command}",
+        )
+
+    def with_retry(self, retry: str) -> IncompleteUploadError:
+        """The same error whose hint first names the caller's own way to retry."""
+        return IncompleteUploadError(
+            self.uri,
+            self.local_dir,
+            done=self.done,
+            total=self.total,
+            missing=self.missing,
+            reason=self.reason,
+            retry=retry,
+        )
+
+
+def _manual_upload_command(local_dir: Path, uri: str, last: Sequence[str]) -> str:
+    """An ``aws`` command line that uploads in the same safe order (the ``last`` names after)."""
+    endpoint = _storage_options(uri).get("client_kwargs", {}).get("endpoint_url")
+    flag = f" --endpoint-url {endpoint}" if endpoint and uri.startswith("s3://") else ""
+    base = uri.rstrip("/")
+    excludes = "".join(f" --exclude {shlex.quote(name)}" for name in last)
+    steps = [f"aws{flag} s3 sync {shlex.quote(str(local_dir))} {shlex.quote(base)}{excludes}"]
+    steps += [
+        f"aws{flag} s3 cp {shlex.quote(str(local_dir / name))} {shlex.quote(f'{base}/{name}')}"
+        for name in last
+    ]
+    return " && ".join(steps)
+
+
+def _upload_order(local_dir: Path, last: Sequence[str]) -> list[str]:
+    """Relative paths of the files under ``local_dir``: sorted, the ``last`` ones at the end."""
+    names = sorted(p.relative_to(local_dir).as_posix() for p in local_dir.rglob("*") if p.is_file())
+    present = set(names)
+    return [n for n in names if n not in last] + [n for n in last if n in present]
+
+
+def upload(local_path: str | os.PathLike, uri: str, *, last: Sequence[str] = ()) -> None:
     """Copy a local file or directory to ``uri`` (a local path works too).
 
-    A directory lands as ``uri/<relative paths>``; each file appears whole or not at all.
+    A directory lands as ``uri/<relative paths>``, one whole file at a time. ``last`` names
+    files of the directory (relative paths) whose old copies at ``uri`` are deleted first and
+    that are uploaded after every other file, in that order: give the manifest last, and
+    whoever finds it at ``uri`` finds every file it describes. A directory upload that fails
+    part way raises :class:`IncompleteUploadError` (the local files stay where they are).
     """
     local_path = Path(_strip_file_scheme(local_path)).expanduser()
     if not local_path.exists():
@@ -212,19 +423,47 @@ def upload(local_path: str | os.PathLike, uri: str) -> None:
     if not is_remote(uri):
         dest = Path(uri).expanduser()
         if local_path.is_dir():
-            for src in sorted(p for p in local_path.rglob("*") if p.is_file()):
-                _copy_file_atomically(src, dest / src.relative_to(local_path))
+            for name in last:
+                fileio.remove_path(dest / name)
+            for name in _upload_order(local_path, last):
+                _copy_file_atomically(local_path / name, dest / name)
         else:
             _copy_file_atomically(local_path, dest)
         return
     fs, path = filesystem(uri)
+    if local_path.is_dir():
+        _upload_directory(fs, local_path, uri, path.rstrip("/"), last)
+        return
     try:
-        if local_path.is_dir():
-            fs.put(str(local_path).rstrip("/") + "/", path.rstrip("/"), recursive=True)
-        else:
-            fs.put(str(local_path), path)
+        fs.put(str(local_path), path)
     except Exception as exc:
         raise _remote_error(uri, exc, "upload to", fs) from exc
+
+
+def _upload_directory(fs, local_dir: Path, uri: str, path: str, last: Sequence[str]) -> None:
+    names = _upload_order(local_dir, last)
+    done = 0
+    try:
+        for name in last:  # an old manifest must never describe the new files
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(f"{path}/{name}")
+        for name in names:
+            fs.put_file(str(local_dir / name), f"{path}/{name}")
+            done += 1
+    except Exception as exc:
+        bucket = _bucket_of(uri)
+        if done == 0 and bucket and _bucket_exists(fs, bucket) is False:
+            raise _missing_bucket_error(uri, bucket) from exc
+        code, said = _server_answer(exc)
+        uploaded = set(names[:done])
+        raise IncompleteUploadError(
+            uri,
+            local_dir,
+            done=done,
+            total=len(names),
+            missing=[n for n in last if n not in uploaded],
+            reason=f"{code}: {said}" if code and code != said else said,
+        ) from exc
 
 
 def read_bytes(location: str | os.PathLike) -> bytes:

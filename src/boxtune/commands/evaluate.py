@@ -105,8 +105,9 @@ def summary_lines(result, report_location: str) -> list[str]:
 def _handle(args: argparse.Namespace) -> int:
     from boxtune.data import read_dataset
     from boxtune.evaluate import evaluate_model
-    from boxtune.storage import is_remote
+    from boxtune.storage import check_destination, is_remote
 
+    check_destination(args.output)  # the report is written after minutes of predictions
     dataset = read_dataset(args.data)
     runner, description, history = _load_model(args.model, args.backend)
     result = evaluate_model(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,17 +74,55 @@ def find_checkpoint(checkpoint_dir: Path, role: CheckpointRole) -> Path | None:
     return None
 
 
+def _staging_path(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.partial")
+
+
+# _staging_path's names: the writer's pid tells whether a writer may still be at work.
+_STAGING_NAME = re.compile(r"^\..+\.(\d+)\.partial$")
+
+
 def save(detector: Detector, path: Path, state: TrainerState) -> None:
     """Write atomically, file or directory: a kill mid-write leaves the previous checkpoint
     intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    staging = _staging_path(path, os.getpid())
     remove_path(staging)
     try:
         detector.save_checkpoint(staging, state.to_extra())
         move_into_place(staging, path)
     finally:
         remove_path(staging)
+
+
+def remove_stale_staging(checkpoint_dir: Path) -> list[Path]:
+    """Delete the half-written checkpoints a killed run left in ``checkpoint_dir``; returns them.
+
+    A staging path whose writer is alive in another process is kept (a recycled pid only
+    delays its removal to a later start)."""
+    if not checkpoint_dir.is_dir():
+        return []
+    removed = []
+    for entry in sorted(checkpoint_dir.iterdir()):
+        match = _STAGING_NAME.match(entry.name)
+        if match and not _alive_elsewhere(int(match.group(1))):
+            remove_path(entry)
+            removed.append(entry)
+    return removed
+
+
+def _alive_elsewhere(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process writes no checkpoint while a run starts
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except OverflowError:  # not a pid this system can have
+        return False
+    return True
 
 
 def load(detector: Detector, path: Path) -> TrainerState:

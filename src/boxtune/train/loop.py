@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -22,11 +23,11 @@ from typing import Any
 from boxtune import engines
 from boxtune.console import TRAINING_LOG
 from boxtune.engines.base import Detector
-from boxtune.errors import HyperparameterError, TrainingError
-from boxtune.fileio import move_into_place
+from boxtune.errors import HyperparameterError, TrainingError, os_error
+from boxtune.fileio import move_into_place, remove_path
 from boxtune.labels import LabelMap
 from boxtune.paths import boxtune_home
-from boxtune.storage import is_remote, upload
+from boxtune.storage import IncompleteUploadError, check_destination, is_remote, upload
 from boxtune.train import checkpoints, reporting
 from boxtune.train.checkpoints import CHECKPOINT_DIR, TrainerState, find_checkpoint
 from boxtune.train.datasets import TrainingData, load_training_data, make_loaders
@@ -82,12 +83,15 @@ def train(
             where="train()",
             hint="pass training=DATASET and output=DIR",
         )
+    # Before anything else: a destination that cannot take the model fails in seconds.
+    check_destination(str(output))
     setup = resolve_model(model_id, artifact)
     hp = _hyperparameters(setup, hyperparameters)
     for note in hp.notes():
         log(note)
     work_dir = _work_dir(str(output))
     _check_output(work_dir, resume, str(output))
+    _remove_stale_staging(work_dir, log)
 
     data = load_training_data(str(training), str(validation) if validation else None, hp, log)
     detector = build_detector(setup, data.label_map, hp, init=init, log=log)
@@ -105,10 +109,24 @@ def train(
         raise
     result = run.export()
     if is_remote(str(output)):
-        log(f"uploading {work_dir} to {output}")
-        upload(work_dir, str(output))
+        _upload_run(work_dir, str(output), log)
     result.output = str(output)
     return result
+
+
+def _upload_run(work_dir: Path, output: str, log: Log) -> None:
+    """Upload the run with model.tar.gz and then the manifest last: a prefix holding the
+    manifest is complete. A failed upload keeps ``work_dir``, so nothing is lost."""
+    from boxtune.artifacts import MANIFEST_FILE, TARBALL_FILE
+
+    log(f"uploading {work_dir} to {output}")
+    try:
+        upload(work_dir, output, last=(TARBALL_FILE, MANIFEST_FILE))
+    except IncompleteUploadError as exc:
+        raise exc.with_retry(
+            "rerun the same training command with --resume (resume=True): it picks the "
+            "finished run up from its checkpoints and uploads it again"
+        ) from exc
 
 
 def _hyperparameters(
@@ -141,8 +159,36 @@ def _work_dir(output: str) -> Path:
     else:
         digest = hashlib.sha256(output.encode()).hexdigest()[:16]
         path = boxtune_home() / "runs" / digest
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(exc, action="creating the run's directory", path=path) from exc
     return path
+
+
+# What a killed run leaves half-written in its work dir: the artifact's staging dir, the
+# temp dir write_artifact fills before renaming it there, fileio's temp files and the
+# directories replace_directory renames aside.
+_ARTIFACT_STAGING = ".artifact-staging"
+_LEFTOVER = re.compile(
+    rf"^(?:{re.escape(_ARTIFACT_STAGING)}|\.{re.escape(_ARTIFACT_STAGING)}\.partial-.+"
+    r"|\..+\.[0-9a-f]{8}\.tmp|\..+\.old-[a-z0-9_]{8})$"
+)
+
+
+def _remove_stale_staging(work_dir: Path, log: Log) -> None:
+    """Delete what a killed run left half-written in ``work_dir``. The directory belongs to
+    this run (another one there is refused without --resume), so nothing there is in use."""
+    removed = [p for p in sorted(work_dir.iterdir()) if _LEFTOVER.match(p.name)]
+    checkpoint_dir = work_dir / CHECKPOINT_DIR
+    if checkpoint_dir.is_dir():
+        removed += [p for p in sorted(checkpoint_dir.iterdir()) if _LEFTOVER.match(p.name)]
+    for path in removed:
+        remove_path(path)
+    removed += checkpoints.remove_stale_staging(checkpoint_dir)
+    if removed:
+        names = ", ".join(str(p.relative_to(work_dir)) for p in removed)
+        log(f"note: removed what an interrupted run left half-written in {work_dir}: {names}")
 
 
 def _check_output(work_dir: Path, resume: bool, output: str) -> None:
@@ -527,7 +573,7 @@ def _write_artifact_into(work_dir: Path, write: Callable[[Path], Path]) -> Path:
     """
     from boxtune.artifacts import MANIFEST_FILE
 
-    staging = work_dir / ".artifact-staging"
+    staging = work_dir / _ARTIFACT_STAGING
     shutil.rmtree(staging, ignore_errors=True)
     written = Path(write(staging))
     try:
