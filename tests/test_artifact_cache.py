@@ -336,6 +336,30 @@ def test_six_concurrent_loaders_three_rounds_share_one_extraction(tmp_path, home
         assert [e.key for e in cache.prune().removed] == [entries[0].key]
 
 
+def test_six_concurrent_loaders_of_one_s3_artifact_download_it_once_per_change(tmp_path, home):
+    from tests.s3_server import S3Server, s3_environment
+
+    from boxtune import storage
+
+    with S3Server(log_path=tmp_path / "moto.log") as server, s3_environment(server):
+        server.create_bucket("models")
+        for round_ in range(3):
+            directory = _artifact(
+                tmp_path, f"m{round_}", files={"weights.bin": os.urandom(4 << 20)}
+            ).parent
+            storage.upload(directory, "s3://models/current", last=(TARBALL_FILE, MANIFEST_FILE))
+            start = tmp_path / f"s3-start-{round_}"
+            processes = _loaders("s3://models/current", 6, start)
+            time.sleep(1.0)
+            start.touch()
+            results = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+            assert [code for code, _, _ in results] == [0] * 6, [err for _, _, err in results]
+            assert {out.split()[2] for _, out, _ in results} == {str(4 << 20)}
+            downloads = home / "downloads" / "artifact"
+            assert not list(downloads.glob(".*.partial-*"))
+            assert len([p for p in downloads.iterdir() if p.is_dir() and p.name != ".locks"]) == 1
+
+
 def test_a_killed_extraction_leaves_nothing_that_is_reused(tmp_path, home):
     tarball = _artifact(tmp_path)
     key = fileio.sha256_file(tarball)[: cache.KEY_LENGTH]

@@ -302,6 +302,14 @@ def local_copy(location: str | os.PathLike, kind: str = "data") -> Path:
     target = boxtune_home() / "downloads" / kind / digest
     record = target.parent / f"{digest}.source.json"
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Processes fetching the same URI at once (serve workers, jobs) take turns: the first
+    # downloads, the others then find its copy current; nobody replaces a copy being read.
+    with fileio.FileLock(target.parent / ".locks" / f"{digest}.lock"):
+        return _fetch(fs, location, path, target, record)
+
+
+def _fetch(fs, location: str, path: str, target: Path, record: Path) -> Path:
+    digest = target.name
     try:
         try:
             is_dir = fs.info(path)["type"] == "directory"
@@ -321,7 +329,9 @@ def local_copy(location: str | os.PathLike, kind: str = "data") -> Path:
             cached = json.loads(record.read_text())
             if cached == {"uri": location, "objects": manifest}:
                 return result
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
+        for stale in target.parent.glob(f".{digest}.partial-*"):  # a killed download
+            fileio.remove_path(stale)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{digest}.partial-"))
         try:
             if is_dir:
                 fs.get(path.rstrip("/") + "/", str(tmp), recursive=True)
@@ -334,6 +344,7 @@ def local_copy(location: str | os.PathLike, kind: str = "data") -> Path:
         raise
     except Exception as exc:  # network / permission errors from the S3 client
         raise _remote_error(location, exc, "download", fs) from exc
+    record.unlink(missing_ok=True)  # the record describes the copy that is there
     fileio.replace_directory(tmp, target)
     fileio.atomic_write_text(record, json.dumps({"uri": location, "objects": manifest}))
     return result
