@@ -15,6 +15,8 @@ Python's defaults (warnings shown, INFO silent) and can attach handlers as usual
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import logging
 import sys
 import warnings
@@ -50,6 +52,41 @@ def _handler(stream: str, fmt: str, level: int) -> logging.Handler:
     handler.setLevel(level)
     setattr(handler, _MARK, True)
     return handler
+
+
+_ESCAPE = "boxtune.escape"
+
+
+def _escape(error: UnicodeError) -> tuple[str, int]:
+    """``backslashreplace``, except that the bytes of a name that is not UTF-8 (surrogate
+    escapes) show as themselves, ``\\xff``, as :func:`boxtune.errors.printable` shows them."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    return "".join(_escaped(c) for c in bad), error.end
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # the byte a name held, escaped by surrogateescape
+        code -= 0xDC00
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+codecs.register_error(_ESCAPE, _escape)
+
+
+def tolerate_unprintable() -> None:
+    """Make stdout and stderr escape what their encoding cannot write (a file name that is not
+    UTF-8, under a strict UTF-8 or ASCII locale) instead of failing with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is None:  # replaced by a caller with a plain file-like object
+            continue
+        with contextlib.suppress(ValueError, OSError):  # closed, or one that cannot change
+            reconfigure(errors=_ESCAPE)
 
 
 def configure(*, quiet: bool = False) -> None:

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from boxtune.errors import ModelError
+from boxtune.errors import ModelError, read_json
 
 
 @dataclass(frozen=True)
@@ -62,4 +62,5 @@ class LabelMap:
 
     @classmethod
     def load(cls, path: Path) -> LabelMap:
-        return cls.from_json(json.loads(path.read_text()), source=str(path))
+        # read_json: a damaged or hostile file (not UTF-8, nested too deeply) is a ModelError
+        return cls.from_json(read_json(path, kind=ModelError), source=str(path))  # type: ignore[arg-type]

@@ -77,8 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from boxtune.data import validate_dataset
+    from boxtune.data.io import dataset_read_errors
 
-    report = validate_dataset(args.dataset, decode_images=not args.no_decode)
+    with dataset_read_errors(args.dataset):
+        report = validate_dataset(args.dataset, decode_images=not args.no_decode)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

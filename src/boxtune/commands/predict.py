@@ -50,7 +50,9 @@ def register(subparsers) -> None:
 def _handle(args: argparse.Namespace) -> int:
     from boxtune.serve.batch import SUMMARY_NAME, predict_folder
     from boxtune.serve.predictor import InProcessPredictor
+    from boxtune.storage import check_destination
 
+    check_destination(args.output)  # before the model loads and the first image is predicted
     predictor = InProcessPredictor.load(
         args.model, backend=args.backend, score_threshold=args.score_threshold
     )

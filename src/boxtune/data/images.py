@@ -7,6 +7,8 @@ Framework-free (PIL and numpy).
 - Formats: only rasters whose Pillow decoders need no external programs (EPS would run
   Ghostscript); the JPEG opener also reads MPO, the multi-picture JPEG of many phone cameras.
 - Pixel limit: checked from the header, before any pixel is decoded (decompression bombs).
+- Byte limit: the file's size, checked with stat before a byte is read (a huge or sparse file);
+  only regular files are read (a FIFO or a device could be read for ever).
 - Pixels: every mode ends up as 8-bit RGB; 16-bit and float greyscale are scaled, not clipped;
   transparent pixels become white, as browsers and viewers show them. EXIF orientation is not
   applied: boxes refer to the stored pixel grid (annotations, their width/height, the managed
@@ -16,6 +18,8 @@ Framework-free (PIL and numpy).
 from __future__ import annotations
 
 import os
+import re
+import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +28,8 @@ from typing import IO
 
 import numpy as np
 from PIL import Image
+
+from boxtune.errors import os_error
 
 # The one list of accepted formats (Pillow format names).
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
@@ -37,6 +43,11 @@ _OPENED_AS = {"MPO": "JPEG"}
 MAX_IMAGE_PIXELS = 50_000_000
 PIXEL_LIMIT_ENV = "BOXTUNE_MAX_IMAGE_PIXELS"
 
+# The one byte limit: 256 MiB. An image within the pixel limit takes at most 200 MB even
+# stored uncompressed (50 MP x 4 bytes, an RGBA BMP or TIFF); as a JPEG it is ~20 MB.
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+BYTE_LIMIT_ENV = "BOXTUNE_MAX_IMAGE_BYTES"
+
 _WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 _TOO_LARGE_HINT = f"downscale the image, or raise {PIXEL_LIMIT_ENV} if it is genuine"
 
@@ -45,6 +56,12 @@ def pixel_limit() -> int:
     """The pixel limit: ``$BOXTUNE_MAX_IMAGE_PIXELS`` or :data:`MAX_IMAGE_PIXELS`."""
     value = os.environ.get(PIXEL_LIMIT_ENV)
     return int(value) if value else MAX_IMAGE_PIXELS
+
+
+def byte_limit() -> int:
+    """The byte limit of an image file: ``$BOXTUNE_MAX_IMAGE_BYTES`` or :data:`MAX_IMAGE_BYTES`."""
+    value = os.environ.get(BYTE_LIMIT_ENV)
+    return int(value) if value else MAX_IMAGE_BYTES
 
 
 def is_supported(format_name: str | None) -> bool:
@@ -148,12 +165,47 @@ def _problems(path: str | os.PathLike) -> Iterator[None]:
             "not an image file (no decoder recognises it)",
             "replace it with a PNG or JPEG, or remove it and its annotations",
         ) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno is None:  # Pillow's own decoder errors ("image file is truncated")
+            raise _undecodable(exc) from exc
+        refused = os_error(exc, action="reading the image", path=path)  # permissions, …
+        raise ImageProblem("unreadable-image", refused.message, refused.hint or "") from exc
+    except (SyntaxError, ValueError) as exc:
+        raise _undecodable(exc) from exc
+
+
+def _undecodable(exc: Exception) -> ImageProblem:
+    return ImageProblem(
+        "unreadable-image",
+        f"image cannot be decoded ({exc}); it may be truncated",
+        "re-export or re-download the file, or remove it and its annotations",
+    )
+
+
+def check_file(source: str | os.PathLike | IO[bytes], *, max_bytes: int | None = None) -> int:
+    """The size of an image file (a path, or an open file), by stat: before a byte is read it
+    must be a regular file within the byte limit. Raises :class:`ImageProblem` (and OSError
+    when the path cannot be stat'ed)."""
+    limit = max_bytes or byte_limit()
+    info = os.stat(source) if isinstance(source, str | os.PathLike) else os.fstat(source.fileno())
+    if stat.S_ISDIR(info.st_mode):
         raise ImageProblem(
-            "unreadable-image",
-            f"image cannot be decoded ({exc}); it may be truncated",
-            "re-export or re-download the file, or remove it and its annotations",
-        ) from exc
+            "not-a-file", "the path is a directory, not an image file", "name an image file"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageProblem(
+            "not-a-file",
+            "not a regular file (a pipe, socket or device), so it is not read",
+            "copy the image into a regular file",
+        )
+    if info.st_size > limit:
+        raise ImageProblem(
+            "too-many-bytes",
+            f"file is {info.st_size:,} bytes, over the limit of {limit:,} bytes "
+            "(refused before reading it)",
+            f"downscale or re-compress the image, or raise {BYTE_LIMIT_ENV} if it is genuine",
+        )
+    return int(info.st_size)
 
 
 def _check_pixels(img: Image.Image, limit: int) -> None:
@@ -171,15 +223,17 @@ def inspect_image(
 ) -> ImageInfo:
     """Format and size of ``path``; with ``decode`` the pixels are decoded to catch truncation.
 
-    The size is checked against the pixel limit before any pixel is decoded. Raises
-    :class:`ImageProblem`.
+    The file is checked against the byte limit before it is read, its size against the pixel
+    limit before any pixel is decoded. Raises :class:`ImageProblem`.
     """
     limit = max_pixels or pixel_limit()
-    with _problems(path), _quiet_bomb_warning(), open_image(path) as img:
-        info = ImageInfo(str(img.format), int(img.width), int(img.height))
-        _check_pixels(img, limit)
-        if decode:
-            img.load()
+    with _problems(path), _quiet_bomb_warning():
+        check_file(path)
+        with open_image(path) as img:
+            info = ImageInfo(str(img.format), int(img.width), int(img.height))
+            _check_pixels(img, limit)
+            if decode:
+                img.load()
     return info
 
 
@@ -193,11 +247,36 @@ def load_rgb(
     :class:`ImageProblem` (a ValueError) when the file cannot be used.
     """
     limit = max_pixels or pixel_limit()
-    with _problems(path), open_image(path) as img:
-        _check_pixels(img, limit)
-        if target_size and img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (target_size, target_size))
-        return to_rgb(img)
+    with _problems(path):
+        check_file(path)
+        with open_image(path) as img:
+            _check_pixels(img, limit)
+            if target_size and img.format in ("JPEG", "MPO"):
+                img.draft("RGB", (target_size, target_size))
+            return to_rgb(img)
+
+
+def decode_open_file(handle: IO[bytes], *, max_pixels: int | None = None) -> tuple[str, np.ndarray]:
+    """The format and H x W x 3 uint8 RGB pixels of an open image file, decoded from the file
+    (its bytes are never all in memory at once): the header's size is checked against the pixel
+    limit before any pixel is decoded. Check the file first (:func:`check_file`).
+
+    Raises :class:`ImageProblem` for too many pixels; Pillow's own errors for the rest, so that
+    a caller can word them for its audience (``boxtune.serve.codec``)."""
+    limit = max_pixels or pixel_limit()
+    try:
+        with _quiet_bomb_warning(), open_image(handle) as img:
+            _check_pixels(img, limit)
+            img.load()
+            return str(img.format), to_rgb_array(img)
+    except Image.DecompressionBombError as exc:  # Pillow's own, higher, limit: say it as ours
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(declared.group(1)):,} pixels" if declared else "too many pixels"
+        raise ImageProblem(
+            "too-many-pixels",
+            f"image is {size}, over the limit of {limit:,} (possible decompression bomb)",
+            _TOO_LARGE_HINT,
+        ) from exc
 
 
 def load_rgb_array(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
@@ -206,12 +285,17 @@ def load_rgb_array(path: str | os.PathLike, *, max_pixels: int | None = None) ->
 
 
 __all__ = [
+    "BYTE_LIMIT_ENV",
     "IMAGE_SUFFIXES",
+    "MAX_IMAGE_BYTES",
     "MAX_IMAGE_PIXELS",
     "PIXEL_LIMIT_ENV",
     "SUPPORTED_FORMATS",
     "ImageInfo",
     "ImageProblem",
+    "byte_limit",
+    "check_file",
+    "decode_open_file",
     "inspect_image",
     "is_supported",
     "load_rgb",

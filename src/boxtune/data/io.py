@@ -7,14 +7,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
 
 from boxtune.data.records import BBox, BoxAnnotation, DetectionDataset, ImageRecord
 from boxtune.data.validate import ANNOTATIONS, IMAGES_DIR, check_dataset
-from boxtune.errors import DatasetError
+from boxtune.errors import DatasetError, file_error, os_error
 from boxtune.fileio import replace_directory
 from boxtune.storage import is_remote, local_copy
 
@@ -29,11 +30,26 @@ def read_dataset(location: str | os.PathLike, *, decode_images: bool = True) -> 
     truncated file is then found only when it is loaded).
     """
     root = local_copy(location, kind="dataset") if is_remote(location) else Path(location)
-    result = check_dataset(root.expanduser(), decode_images=decode_images)
+    with dataset_read_errors(root):
+        result = check_dataset(root.expanduser(), decode_images=decode_images)
     result.report.root = str(location)
     result.report.raise_for_errors()
     assert result.dataset is not None
     return result.dataset
+
+
+@contextmanager
+def dataset_read_errors(root: str | os.PathLike) -> Iterator[None]:
+    """What reading the dataset at ``root`` can raise besides its report, as DatasetErrors: an
+    OSError (an unreadable annotations file, a path under a file) and the RecursionError of a
+    hostile nesting depth in annotations.json."""
+    try:
+        yield
+    except RecursionError as exc:
+        # Only json.loads of annotations.json recurses as deep as the user's file nests.
+        raise file_error(exc, path=Path(root) / ANNOTATIONS) from exc
+    except OSError as exc:
+        raise os_error(exc, action="reading the dataset", kind=DatasetError) from exc
 
 
 class DatasetWriter:

@@ -17,8 +17,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from boxtune.data.images import IMAGE_SUFFIXES
-from boxtune.errors import BoxtuneError
+from boxtune.data.images import (
+    IMAGE_SUFFIXES,
+    ImageProblem,
+    byte_limit,
+    check_file,
+    decode_open_file,
+)
+from boxtune.errors import BoxtuneError, os_error
 from boxtune.fileio import atomic_path
 from boxtune.paths import boxtune_home
 from boxtune.serve.codec import DecodedImage
@@ -114,8 +120,11 @@ class _Output:
     def write(self, rel: str, write_to: Callable[[Path], None]) -> None:
         """Write via a temp file in the same folder, rename, then upload if remote."""
         target = self.root / rel
-        with atomic_path(target) as tmp:
-            write_to(tmp)
+        try:
+            with atomic_path(target) as tmp:
+                write_to(tmp)
+        except OSError as exc:  # a full disk stops the run: every later write would fail too
+            raise os_error(exc, action="writing the prediction", path=target) from exc
         if self.remote:
             upload(target, f"{self.location.rstrip('/')}/{rel}")
             self._existing.add(rel)
@@ -187,12 +196,12 @@ def predict_folder(
             decoded: list[tuple[str, DecodedImage]] = []
             for rel in chunk:
                 try:
-                    decoded.append((rel, predictor.decode((root / rel).read_bytes(), source=rel)))
-                except BoxtuneError as exc:
+                    decoded.append((rel, decode_file(predictor, root / rel, rel)))
+                except (BoxtuneError, ImageProblem) as exc:
                     fail(rel, exc.message)
                     bar.update(1)
                 except OSError as exc:
-                    fail(rel, f"cannot read: {exc}")
+                    fail(rel, os_error(exc, action="reading the image").message)
                     bar.update(1)
             for rel, image, answer in _predict(predictor, decoded, fail):
                 output.write(rel + OUTPUT_SUFFIX, lambda p, a=answer: _write_json(p, a))
@@ -208,6 +217,26 @@ def predict_folder(
         bar.close()
     output.write(SUMMARY_NAME, lambda p: _write_json(p, summary.to_json()))
     return summary
+
+
+def decode_file(predictor: InProcessPredictor, path: Path, source: str) -> DecodedImage:
+    """The pixels of the image file ``path``, read as a stream: a file over the byte limit is
+    refused by its size (stat) and one over the pixel limit by its header, before either is
+    read whole. Raises ImageProblem, or the predictor's own error (ImageDecodeError) for a file
+    that is not a decodable image."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; check_file then refuses it.
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+        check_file(handle)
+        try:
+            fmt, pixels = decode_open_file(handle, max_pixels=predictor.max_image_pixels)
+        except ImageProblem:
+            raise
+        except Exception:
+            # Let the endpoint's decoder word the reason ("truncated PNG", "HEIC"); the file is
+            # within the byte limit, so reading it whole is bounded.
+            handle.seek(0)
+            return predictor.decode(handle.read(byte_limit() + 1), source=source)
+    return DecodedImage(pixels=pixels, format=fmt)
 
 
 def _predict(predictor: InProcessPredictor, decoded: list[tuple[str, DecodedImage]], fail):

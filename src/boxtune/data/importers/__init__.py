@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 
 from boxtune.data.records import DetectionDataset
-from boxtune.errors import DatasetError
+from boxtune.errors import DatasetError, os_error
 
 FORMATS = ("coco", "voc", "yolo", "pennfudan")
 Log = Callable[[str], None]
@@ -29,7 +29,25 @@ def convert(
     """Convert ``src`` in ``source_format`` (coco, voc, yolo, pennfudan) to a dataset at ``dst``.
 
     ``log`` receives the notes on skipped boxes (default: the importer's logger, at INFO).
+    An OSError (a source file that cannot be read, a full disk while writing ``dst``) is a
+    DatasetError with the path; the partial output is removed (``DatasetWriter``).
     """
+    try:
+        return _convert(source_format, src, dst, images_dir, names, overwrite, log)
+    except OSError as exc:
+        action = f"importing the {source_format} dataset"
+        raise os_error(exc, action=action, kind=DatasetError) from exc
+
+
+def _convert(
+    source_format: str,
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    images_dir: str | os.PathLike | None,
+    names: str | os.PathLike | None,
+    overwrite: bool,
+    log: Log | None,
+) -> DetectionDataset:
     if source_format == "coco":
         from boxtune.data.importers.coco import import_coco
 

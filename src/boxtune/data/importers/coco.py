@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from boxtune.data.importers.common import (
 )
 from boxtune.data.io import DatasetWriter
 from boxtune.data.records import DetectionDataset
-from boxtune.errors import DatasetError
+from boxtune.errors import DatasetError, read_json
 
 
 def _find_json(src: Path) -> Path:
@@ -60,14 +59,7 @@ def import_coco(
 ) -> DetectionDataset:
     log = resolve_log(log, __name__)
     json_path = _find_json(Path(src))
-    try:
-        doc = json.loads(json_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            where=str(json_path),
-            hint="fix the syntax there",
-        ) from exc
+    doc = read_json(json_path)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise DatasetError(
             "not a COCO file: no 'images' array",

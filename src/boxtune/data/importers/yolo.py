@@ -25,15 +25,13 @@ from boxtune.data.importers.common import (
 )
 from boxtune.data.io import DatasetWriter
 from boxtune.data.records import DetectionDataset
-from boxtune.errors import DatasetError
+from boxtune.errors import DatasetError, file_error, first_line
 
 
 def read_names(path: Path) -> dict[int, str]:
     """Class names from a YOLO ``data.yaml`` or a one-name-per-line file."""
     if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _read_yaml(path)
         names = data.get("names") if isinstance(data, dict) else None
         if isinstance(names, dict):
             return {int(k): str(v) for k, v in names.items()}
@@ -44,8 +42,35 @@ def read_names(path: Path) -> dict[int, str]:
             where=str(path),
             hint="write names: [person, car, ...]",
         )
-    lines = [line.strip() for line in path.read_text().splitlines()]
+    lines = [line.strip() for line in _read_text(path).splitlines()]
     return {i: name for i, name in enumerate(lines) if name}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise file_error(exc, path=path) from exc
+
+
+_NAMES_HINT = (
+    "a YOLO data.yaml holds `names: [person, car, ...]`; or pass a one-name-per-line file "
+    "with --names"
+)
+
+
+def _read_yaml(path: Path) -> object:
+    import yaml
+
+    text = _read_text(path)
+    try:
+        return yaml.safe_load(text) or {}
+    except RecursionError as exc:
+        raise file_error(exc, path=path, hint=_NAMES_HINT) from exc
+    except yaml.YAMLError as exc:
+        raise DatasetError(
+            f"invalid YAML: {first_line(exc)}", where=str(path), hint=_NAMES_HINT
+        ) from exc
 
 
 def _find_names(root: Path) -> Path | None:
@@ -104,7 +129,7 @@ def import_yolo(
             width, height = img.size
         label_file = _label_path(root, image)
         boxes = []
-        lines = label_file.read_text().splitlines() if label_file.exists() else []
+        lines = _read_text(label_file).splitlines() if label_file.exists() else []
         for n, line in enumerate(lines, start=1):
             parts = line.split()
             if not parts:

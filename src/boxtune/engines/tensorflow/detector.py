@@ -34,7 +34,7 @@ from boxtune.engines.tensorflow.saved_model import (
 from boxtune.engines.tensorflow.ssd_loss import ssd_losses
 from boxtune.engines.tensorflow.ssdlite_mobilenet_v2 import is_class_predictor, is_head_layer
 from boxtune.engines.tensorflow.targets import DEFAULT_MAX_BOXES, pad_targets
-from boxtune.errors import ModelError
+from boxtune.errors import ModelError, storage_errors
 from boxtune.labels import LabelMap
 
 DEFAULT_GRADIENT_CLIP_NORM = 10.0  # until configure_optimizer sets the run's own
@@ -233,8 +233,6 @@ class TensorFlowDetector(Detector):
     def save_checkpoint(self, path: Path, extra: dict) -> None:
         """A TF checkpoint (index + data shards) and a JSON record, in the directory ``path``."""
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self._checkpoint().write(str(path / _CKPT))
         meta = {
             "model_id": self.model_id,
             "category_ids": list(self.label_map.category_ids),
@@ -242,7 +240,11 @@ class TensorFlowDetector(Detector):
             "has_optimizer": self.optimizer is not None,
             "extra": extra,
         }
-        (path / _META_FILE).write_text(json.dumps(meta))
+        # TF reports a full disk as ResourceExhaustedError "…; No space left on device".
+        with storage_errors("writing the checkpoint", path):
+            path.mkdir(parents=True, exist_ok=True)
+            self._checkpoint().write(str(path / _CKPT))
+            (path / _META_FILE).write_text(json.dumps(meta))
 
     def load_checkpoint(self, path: Path) -> dict:
         path = Path(path)
@@ -284,7 +286,8 @@ class TensorFlowDetector(Detector):
         from boxtune.engines.tensorflow.onnx_export import ONNX_FILE, export_onnx
 
         directory = Path(directory)
-        tf.train.Checkpoint(model=self.model).write(str(directory / CHECKPOINT_PREFIX))
+        with storage_errors("writing the checkpoint", directory / CHECKPOINT_PREFIX):
+            tf.train.Checkpoint(model=self.model).write(str(directory / CHECKPOINT_PREFIX))
         export_saved_model(self, directory)
         export_onnx(self, directory / ONNX_FILE)
         return files_under(directory)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from boxtune.engines.onnx_session import cpu_session
 from boxtune.engines.tensorflow.export_check import check_export
 from boxtune.engines.tensorflow.saved_model import DetectionModule
+from boxtune.errors import storage_errors
 from boxtune.fileio import atomic_write_bytes
 
 ONNX_FILE = "model.onnx"
@@ -60,8 +61,8 @@ def convert(detector) -> bytes:
 class OnnxModel:
     """An exported model in ONNX Runtime: uint8 ``[B, S, S, 3]`` -> signature outputs."""
 
-    def __init__(self, model: Path | bytes):
-        self.session = cpu_session(model)
+    def __init__(self, model: Path | bytes, *, other_backend: str | None = None):
+        self.session = cpu_session(model, other_backend=other_backend)
         self._names = [output.name for output in self.session.get_outputs()]
 
     def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
@@ -79,4 +80,5 @@ def export_onnx(detector, target: Path) -> None:
         tolerance=MAX_BOX_DIFFERENCE,
         where=str(target),
     )
-    atomic_write_bytes(Path(target), content)
+    with storage_errors("writing the ONNX model", target):
+        atomic_write_bytes(Path(target), content)

@@ -49,14 +49,7 @@ class OnnxRunner(_SignatureRunner):
     def __init__(self, path: Path, image_size: int, label_map: LabelMap):
         from boxtune.engines.tensorflow.onnx_export import OnnxModel
 
-        try:
-            model = OnnxModel(path)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(
-                f"cannot load the ONNX model ({type(exc).__name__}: {exc})",
-                where=str(path),
-                hint="the artifact is damaged; export it again, or serve --backend savedmodel",
-            ) from exc
+        model = OnnxModel(path, other_backend="savedmodel")  # a ModelError says why not
         super().__init__(model, image_size, label_map)
 
 

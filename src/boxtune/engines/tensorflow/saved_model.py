@@ -21,6 +21,7 @@ import tensorflow as tf
 from boxtune.detections import Detections
 from boxtune.engines.tensorflow.architecture import preprocess
 from boxtune.engines.tensorflow.postprocess import decode_boxes, detect
+from boxtune.errors import storage_errors
 
 if TYPE_CHECKING:
     from boxtune.engines.tensorflow.detector import TensorFlowDetector
@@ -92,7 +93,8 @@ def export_saved_model(detector: TensorFlowDetector, directory: Path) -> Path:
         SERVING_SIGNATURE: module.serve.get_concrete_function(),
         BATCH_SIGNATURE: module.detect_batch.get_concrete_function(),
     }
-    tf.saved_model.save(module, str(target), signatures=signatures)
+    with storage_errors("writing the SavedModel", target):
+        tf.saved_model.save(module, str(target), signatures=signatures)
     return target
 
 

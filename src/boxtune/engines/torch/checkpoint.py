@@ -8,17 +8,26 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from boxtune.errors import ModelError
+from boxtune.errors import ModelError, storage_errors
 from boxtune.fileio import atomic_path
 
 WEIGHTS_FILE = "weights.safetensors"
 CHECKPOINT_SUFFIX = ".pt"  # one torch.save file per checkpoint (last.pt, best.pt)
 
+# How torch.save's zip writer reports a failed write: no errno, only these (a full disk gives
+# "[enforce fail at inline_container.cc:…] . unexpected pos 576 vs 534").
+_TORCH_WRITE_FAILURES = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
+
+
+def torch_write_failed(exc: BaseException) -> bool:
+    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _TORCH_WRITE_FAILURES)
+
 
 def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     # clone(): safetensors refuses tensors that share storage (tied weights, views).
     state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    with atomic_path(path) as tmp:
+    # safetensors reports a full disk as "I/O error: No space left on device (os error 28)".
+    with atomic_path(path) as tmp, storage_errors("writing the weights", path):
         save_file(state, str(tmp), metadata=metadata)
 
 
@@ -43,7 +52,11 @@ def load_weights(module: nn.Module, path: Path) -> None:
 
 def save_checkpoint_file(payload: dict, path: Path) -> None:
     """torch.save of tensors and plain Python values only, so ``weights_only=True`` loads it."""
-    with atomic_path(path) as tmp:
+    # Mapped inside atomic_path: the partial file still takes the space that decides "disk full".
+    with (
+        atomic_path(path) as tmp,
+        storage_errors("writing the checkpoint", path, write_failure=torch_write_failed),
+    ):
         torch.save(payload, tmp)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from boxtune.errors import storage_errors
 from boxtune.fileio import atomic_path
 
 ONNX_FILE = "model.onnx"
@@ -31,7 +32,12 @@ def export_onnx(net: nn.Module, image_size: int, path: Path) -> None:
     net.eval()
     dummy = torch.zeros(1, 3, image_size, image_size)
     try:
-        with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
+        with (
+            atomic_path(path) as tmp,
+            storage_errors("writing the ONNX model", path),
+            warnings.catch_warnings(),
+            torch.no_grad(),
+        ):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 _Raw(net),

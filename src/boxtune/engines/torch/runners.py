@@ -89,7 +89,7 @@ class OnnxRunner(_ImageRunner):
         config: PostprocessConfig | None = None,
     ):
         super().__init__(image_size, label_map, None)
-        self.session = cpu_session(onnx_path)
+        self.session = cpu_session(onnx_path, other_backend="torch")
         self.anchors = make_anchors(image_size, strides)
         self.config = config or PostprocessConfig()
 
