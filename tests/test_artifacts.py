@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import warnings
 from pathlib import Path
@@ -457,3 +458,11 @@ def test_a_prefix_without_its_manifest_is_an_incomplete_upload(artifact_dir, s3)
     message = str(info.value)
     assert "s3://models/partial holds artifact files but no boxtune-model.json" in message
     assert "its upload is incomplete" in message and "upload the artifact again" in message
+
+
+def test_every_artifact_file_is_readable_by_other_users(artifact_dir):
+    """A serving account other than the trainer's reads the artifact (safetensors writes 0600)."""
+    modes = {p.name: p.stat().st_mode & 0o777 for p in artifact_dir.iterdir() if p.is_file()}
+    mask = os.umask(0)
+    os.umask(mask)
+    assert modes == dict.fromkeys(modes, 0o666 & ~mask)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from boxtune import cache
-from boxtune.errors import BoxtuneWarning, ModelError, os_error
+from boxtune.errors import BoxtuneWarning, ModelError, StorageError, os_error
 from boxtune.fileio import (
     ArchiveError,
     ArchiveLimits,
@@ -198,6 +198,12 @@ def write_artifact(
         write_tarball(tmp, [*names, MANIFEST_FILE], tmp / TARBALL_FILE)
         _check_replaceable(target)
         replace_directory(tmp, target)
+    except StorageError as exc:  # the user named the artifact, not its staging folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(exc.message, where=str(target), hint=exc.hint) from exc
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise os_error(exc, action="writing the artifact", path=target) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

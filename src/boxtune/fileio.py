@@ -69,6 +69,15 @@ def new_temp_file(target: Path) -> Path:
         return tmp
 
 
+def set_default_mode(path: str | os.PathLike) -> None:
+    """Give ``path`` the mode a plain ``open(path, "w")`` would (0666 less the umask), for
+    writers that create their files 0600 (safetensors): an artifact is read by other users
+    (a serving account) as well."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -38,9 +38,11 @@ __all__ = [
 def validate_dataset(location, *, decode_images: bool = True) -> ValidationReport:
     """The full validation report of a local folder or ``s3://`` prefix (never raises for data
     problems)."""
+    from boxtune.data.io import dataset_read_errors
     from boxtune.storage import is_remote, local_copy
 
     root = local_copy(location, kind="dataset") if is_remote(location) else location
-    report = check_dataset(root, decode_images=decode_images).report
+    with dataset_read_errors(root):
+        report = check_dataset(root, decode_images=decode_images).report
     report.root = str(location)
     return report

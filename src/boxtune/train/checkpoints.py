@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from boxtune.engines.base import CheckpointRole, Detector
+from boxtune.errors import StorageError
 from boxtune.fileio import move_into_place, remove_path
 
 STATE_KEY = "boxtune_trainer_state"
@@ -91,6 +92,8 @@ def save(detector: Detector, path: Path, state: TrainerState) -> None:
     try:
         detector.save_checkpoint(staging, state.to_extra())
         move_into_place(staging, path)
+    except StorageError as exc:  # the user knows the checkpoint, not its staging name
+        raise StorageError(exc.message, where=str(path), hint=exc.hint) from exc
     finally:
         remove_path(staging)
 

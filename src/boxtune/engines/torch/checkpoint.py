@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from boxtune.errors import ModelError, storage_errors
-from boxtune.fileio import atomic_path
+from boxtune.fileio import atomic_path, set_default_mode
 
 WEIGHTS_FILE = "weights.safetensors"
 CHECKPOINT_SUFFIX = ".pt"  # one torch.save file per checkpoint (last.pt, best.pt)
@@ -29,6 +29,7 @@ def save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None 
     # safetensors reports a full disk as "I/O error: No space left on device (os error 28)".
     with atomic_path(path) as tmp, storage_errors("writing the weights", path):
         save_file(state, str(tmp), metadata=metadata)
+        set_default_mode(tmp)
 
 
 def load_weights(module: nn.Module, path: Path) -> None:
