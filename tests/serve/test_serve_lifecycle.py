@@ -165,19 +165,19 @@ def test_runner_failure_is_a_json_500_and_the_server_lives_on(tmp_path):
     assert "Exception in ASGI application" not in server.log()  # handled, not escaped
 
 
-def test_background_load_failure_is_reported_on_ping(tmp_path):
+def test_background_load_failure_stops_the_server(tmp_path):
+    # The model loads after the port is bound (/ping: 503 meanwhile); failing to load ends the
+    # process with the reason instead of answering 503 forever.
     server = ServerProcess("py:serve_fakes:make_broken_runner", log_path=tmp_path / "log")
-    with server:
-        server.wait_listening()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            ping = httpx.get(f"{server.url}/ping")
-            if "failed" in ping.json()["error"]:
-                break
-            time.sleep(0.1)
-        assert ping.status_code == 503
-        assert "model failed to load" in ping.json()["error"]
-        assert "weights file is corrupt" in ping.json()["error"]
+    result = subprocess.run(
+        server.command, env=server.env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "model failed to load: fake.safetensors: weights file is corrupt" in result.stderr
+    assert result.stderr.rstrip().endswith(
+        "error: fake.safetensors: weights file is corrupt\nhint: re-export it"
+    )
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

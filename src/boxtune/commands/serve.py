@@ -29,8 +29,9 @@ def register(subparsers) -> None:
         help="serve a model over HTTP (POST /invocations, GET /ping, /metrics)",
         description="Serve a model artifact (directory, model.tar.gz or s3:// URI) or a "
         "deployable catalog model_id with the managed platform's request/response contract: "
-        "POST /invocations with Content-Type: application/x-image and Accept: "
-        "application/json[;verbose][;n_predictions=N].",
+        "POST /invocations with Content-Type: application/x-image (or application/octet-stream) "
+        "and Accept: application/json[;verbose][;n_predictions=N], N up to 1000. A model that "
+        "fails to load ends the server with exit status 1.",
     )
     env_model = os.environ.get("BOXTUNE_MODEL")
     parser.add_argument(

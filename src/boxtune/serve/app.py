@@ -4,7 +4,9 @@ routes and Prometheus ``/metrics``.
 With one process the model loads in a background thread at startup, so ``/ping`` answers 503
 until it is ready. Worker processes (``--workers N``) share one listening socket: each loads its
 model before it starts accepting, so a request never reaches a worker that cannot serve it and
-``/ping`` answers 200 only from ready workers.
+``/ping`` answers 200 only from ready workers. A model that fails to load stops the server in
+both cases (``on_load_failure``): ``boxtune serve`` exits 1 with the reason rather than
+answering 503 forever.
 Every error is JSON ``{"error", "hint"}``; stack traces go to the server log only.
 """
 
@@ -14,9 +16,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,11 +30,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boxtune.errors import BoxtuneError
+from boxtune.errors import BoxtuneError, ModelError
 from boxtune.serve import metrics
 from boxtune.serve.batching import DynamicBatcher, QueueFullError
 from boxtune.serve.codec import DecodedImage, ImageDecodeError, ImageTooLargeError
-from boxtune.serve.config import ServeConfig
+from boxtune.serve.config import LOAD_FAILURE_ENV, ServeConfig, write_load_failure
 from boxtune.serve.contract import (
     JSON_CONTENT_TYPE,
     BadAcceptParameterError,
@@ -43,6 +48,9 @@ log = logging.getLogger("boxtune.serve")
 IMAGE_CONTENT_TYPES = frozenset(
     {
         "application/x-image",
+        # The managed SDK's default serializer type (and what its local mode posts): the bytes
+        # are sniffed like every other type's, so nothing but the name differs.
+        "application/octet-stream",
         "image/jpeg",
         "image/jpg",
         "image/png",
@@ -66,6 +74,7 @@ class ModelState:
 
     predictor: InProcessPredictor | None = None
     error: str | None = None
+    failure: BoxtuneError | None = None
     load_seconds: float | None = None
 
 
@@ -88,15 +97,35 @@ def error_response(err: ErrorResponse) -> Response:
     return response
 
 
+def error_body(err: ErrorResponse) -> bytes:
+    """The JSON body of ``err``, for answers written below the app (the HTTP parser's)."""
+    return bytes(error_response(err).body)
+
+
+# What the HTTP parser answers before the app sees the request (see boxtune.serve.server)
+MALFORMED_REQUEST = ErrorResponse(
+    400,
+    "malformed HTTP request: the request line or a header breaks the HTTP/1.1 syntax "
+    "(e.g. a control character such as NUL in a header value)",
+    "send headers of printable characters, e.g. Content-Type: application/x-image and "
+    "Accept: application/json",
+    "malformed_request",
+)
+
+
 def create_app(
     config: ServeConfig,
     predictor: InProcessPredictor | None = None,
     *,
     load_before_serving: bool = False,
+    on_load_failure: Callable[[BoxtuneError], None] | None = None,
 ) -> ASGIApp:
     """The ASGI app; pass ``predictor`` to serve an already loaded one (tests, embedding).
-    ``load_before_serving`` finishes loading (or failing to load) within the lifespan startup,
-    before uvicorn accepts connections; otherwise the model loads in the background."""
+    ``load_before_serving`` finishes loading within the lifespan startup, before uvicorn
+    accepts connections, and fails the startup if the model cannot load; otherwise the model
+    loads in the background. ``on_load_failure`` is called (from the loading thread) with
+    the reason the model failed to load, for the server to stop; until it does, ``/ping``
+    answers 503 with that reason."""
     state = ModelState()
     if predictor is not None:
         state.predictor = predictor
@@ -123,20 +152,38 @@ def create_app(
         except BoxtuneError as exc:
             state.error = str(exc)
             log.error("model failed to load: %s", exc)
+            record_failure(exc)
         except Exception as exc:
             state.error = f"{type(exc).__name__}: {exc}"
             log.exception("model failed to load")
+            record_failure(
+                ModelError(
+                    f"the model failed to load: {state.error}",
+                    where=config.model,
+                    hint="the server log above holds the traceback",
+                )
+            )
+
+    def record_failure(error: BoxtuneError) -> None:
+        state.failure = error
+        if on_load_failure is not None:
+            on_load_failure(error)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        batcher.start()
         if predictor is None and load_before_serving:
-            # A failed load still lets the worker start, to answer 503 with the reason
             await asyncio.to_thread(load_model)
+            if state.failure is not None:
+                # uvicorn ends this worker; its parent then stops the others rather than
+                # restarting workers that would fail the same way (boxtune.serve.server)
+                raise RuntimeError("the model failed to load")
         elif predictor is None:
             threading.Thread(target=load_model, name="boxtune-load", daemon=True).start()
-        yield
-        await batcher.stop()
+        batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
 
     def not_ready() -> ErrorResponse:
         if state.error:
@@ -228,16 +275,25 @@ def create_app(
         },
     )
     app.state.model = state
-    return _MetricsMiddleware(app)
+    return _QuietLoadFailure(_MetricsMiddleware(app), state)
 
 
 def app_from_env() -> ASGIApp:
     """App factory for uvicorn worker processes (``boxtune serve --workers N``): they log as
-    the CLI process does, and accept requests only once their model is loaded."""
+    the CLI process does, accept requests only once their model is loaded, and tell the
+    parent why when it cannot load (the file named by ``$BOXTUNE_SERVE_LOAD_FAILURE``)."""
     from boxtune import console
 
     console.configure()
-    return create_app(ServeConfig.from_env(), load_before_serving=True)
+    return create_app(
+        ServeConfig.from_env(), load_before_serving=True, on_load_failure=_report_to_parent
+    )
+
+
+def _report_to_parent(error: BoxtuneError) -> None:
+    path = os.environ.get(LOAD_FAILURE_ENV)
+    if path:
+        write_load_failure(Path(path), error)
 
 
 def _decode_and_predict(predictor: InProcessPredictor, bodies: list[bytes]) -> list:
@@ -271,7 +327,7 @@ def _check_content_type(header: str | None) -> None:
             415,
             f"unsupported media type: {shown}",
             "send the image bytes with Content-Type: application/x-image "
-            "(or image/jpeg, image/png)",
+            "(or application/octet-stream, image/jpeg, image/png)",
             "unsupported_content_type",
         )
 
@@ -361,6 +417,27 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
             "internal",
         )
     )
+
+
+class _QuietLoadFailure:
+    """Starlette reports a failed lifespan startup with its traceback, which uvicorn logs; a
+    model that cannot load was already logged as one clear line, so the traceback is dropped."""
+
+    def __init__(self, app: ASGIApp, state: ModelState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and self.state.failure is not None:
+                message = {"type": message["type"], "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
 
 
 class _MetricsMiddleware:

@@ -1,15 +1,20 @@
-"""Settings of one server, passed to worker processes as JSON in an environment variable."""
+"""Settings of one server, passed to worker processes as JSON in an environment variable, and
+the report of a worker whose model failed to load, passed back to the parent in a file."""
 
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from boxtune.data.images import pixel_limit
+from boxtune.errors import BoxtuneError, ModelError
 from boxtune.serve.predictor import DEFAULT_MAX_DETECTIONS
 
 CONFIG_ENV = "BOXTUNE_SERVE_CONFIG"
+# Where a worker writes why its model failed to load, for the parent to exit with it
+LOAD_FAILURE_ENV = "BOXTUNE_SERVE_LOAD_FAILURE"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024  # 20 MiB: a large phone JPEG is ~10 MiB
 
@@ -44,3 +49,20 @@ class ServeConfig:
         if not raw:
             raise RuntimeError(f"{CONFIG_ENV} is not set: start the server with `boxtune serve`")
         return cls(**json.loads(raw))
+
+
+def write_load_failure(path: Path, error: BoxtuneError) -> None:
+    """Record ``error`` at ``path`` whole or not at all (workers may fail at once)."""
+    report = {"message": error.message, "where": error.where, "hint": error.hint}
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(report))
+    os.replace(partial, path)
+
+
+def read_load_failure(path: Path) -> ModelError | None:
+    """The error a worker recorded at ``path``, or None when every worker loaded its model."""
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return ModelError(report["message"], where=report["where"], hint=report["hint"])

@@ -3,22 +3,92 @@
 uvicorn handles SIGTERM/SIGINT gracefully: it stops accepting connections, lets in-flight
 requests finish (up to ``graceful_timeout_s``), then runs the app's shutdown. With
 ``workers > 1`` a supervisor process forwards the signal to every worker.
+
+A model that fails to load ends the server, whatever the number of workers, and
+:func:`run_server` raises the reason (``boxtune serve`` exits 1): the single process stops its
+uvicorn server from the loading thread; a worker writes the reason to a file the parent reads
+and fails its startup, which makes uvicorn's supervisor stop every worker and return (older
+uvicorn versions restart such a worker instead: the parent then stops them as SIGTERM does).
+
+Requests that break the HTTP/1.1 syntax (a NUL in a header) are refused by uvicorn's parser
+before the app sees them; the protocol classes here give that 400 the app's JSON error shape.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import signal
 import tempfile
+import threading
+from pathlib import Path
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
 from boxtune.engines.onnx_session import ORT_THREADS_ENV  # read by the ONNX Runtime runners
+from boxtune.errors import BoxtuneError
 from boxtune.model_ref import check_model_ref
-from boxtune.serve.config import CONFIG_ENV, ServeConfig
+from boxtune.serve.config import CONFIG_ENV, LOAD_FAILURE_ENV, ServeConfig, read_load_failure
 from boxtune.serve.metrics import MULTIPROC_ENV
 
 APP_FACTORY = "boxtune.serve.app:app_from_env"
+# How long a worker's load failure waits for uvicorn's supervisor to stop on its own
+SUPERVISOR_GRACE_S = 3.0
+
+
+class _JsonBadRequest:
+    """Mixin for uvicorn's HTTP protocols: their parser's 400 (``send_400_response``) in the
+    app's JSON error shape instead of uvicorn's plain text."""
+
+    transport: asyncio.Transport
+    server_state: ServerState
+
+    def send_400_response(self, msg: str) -> None:
+        self.transport.write(_malformed_request_answer(self.server_state.default_headers))
+        self.transport.close()
+
+
+class JsonH11Protocol(_JsonBadRequest, H11Protocol):
+    """uvicorn's h11 protocol, answering malformed requests in JSON."""
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # httptools is optional: uvicorn's "auto" falls back to h11 the same way
+    HTTP_PROTOCOL: type[asyncio.Protocol] = JsonH11Protocol
+else:
+
+    class JsonHttpToolsProtocol(_JsonBadRequest, HttpToolsProtocol):
+        """uvicorn's httptools protocol (its default), answering malformed requests in JSON."""
+
+    HTTP_PROTOCOL = JsonHttpToolsProtocol
+
+
+@functools.cache
+def _malformed_request_body() -> tuple[bytes, bytes]:
+    from boxtune.serve.app import MALFORMED_REQUEST, error_body
+
+    return error_body(MALFORMED_REQUEST), MALFORMED_REQUEST.reason.encode("ascii")
+
+
+def _malformed_request_answer(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A whole HTTP/1.1 400 response; the connection closes after it (the parser is lost)."""
+    body, reason = _malformed_request_body()
+    lines = [b"HTTP/1.1 400 Bad Request"]
+    lines += [name + b": " + value for name, value in default_headers]
+    lines += [
+        b"content-type: application/json",
+        b"content-length: " + str(len(body)).encode("ascii"),
+        b"x-boxtune-error-reason: " + reason,
+        b"connection: close",
+    ]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 def _usable_cpus() -> int:
@@ -37,9 +107,8 @@ def _on_sigterm(signum, frame) -> None:
 
 
 def run_server(config: ServeConfig) -> int:
-    """Serve until stopped; returns the exit code. Bad --model references fail before binding."""
-    import uvicorn
-
+    """Serve until stopped; returns the exit code. Bad --model references fail before binding;
+    a model that fails to load raises its error once the server has stopped."""
     ref = check_model_ref(config.model)
     if config.workers > 1 and ref.kind == "artifact":
         # Download / extract once here: workers doing it at once would race on one cache folder
@@ -62,17 +131,15 @@ def run_server(config: ServeConfig) -> int:
         access_log=config.access_log,
         log_level="info",
         server_header=False,
+        http=HTTP_PROTOCOL,
     )
+    failure: BoxtuneError | None = None
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if config.workers > 1:
-            uvicorn.run(APP_FACTORY, factory=True, workers=config.workers, **options)
+            failure = _serve_workers(config, options)
         else:
-            from boxtune import console
-            from boxtune.serve.app import create_app
-
-            console.configure()  # a server is a program: it shows its log as the CLI does
-            uvicorn.run(create_app(config), **options)
+            failure = _serve_one(config, options)
     except _Terminated:
         pass  # in-flight requests were answered before uvicorn returned
     finally:
@@ -80,4 +147,64 @@ def run_server(config: ServeConfig) -> int:
         if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
             os.environ.pop(MULTIPROC_ENV, None)
+    if failure is not None:
+        raise failure
     return 0
+
+
+class _StopOnLoadFailure:
+    """``on_load_failure`` of the single process: keeps the reason and stops uvicorn."""
+
+    def __init__(self) -> None:
+        self.server: uvicorn.Server | None = None
+        self.error: BoxtuneError | None = None
+
+    def __call__(self, error: BoxtuneError) -> None:
+        self.error = error
+        if self.server is not None:
+            self.server.should_exit = True  # uvicorn's main loop polls it, then shuts down
+
+
+def _serve_one(config: ServeConfig, options: dict) -> BoxtuneError | None:
+    """Serve in this process (the model loads in the background); the load failure, if any."""
+    from boxtune import console
+    from boxtune.serve.app import create_app
+
+    console.configure()  # a server is a program: it shows its log as the CLI does
+    stop = _StopOnLoadFailure()
+    server = uvicorn.Server(uvicorn.Config(create_app(config, on_load_failure=stop), **options))
+    stop.server = server
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutting down
+        server.run()
+    return stop.error
+
+
+def _serve_workers(config: ServeConfig, options: dict) -> BoxtuneError | None:
+    """Serve from ``config.workers`` processes; the load failure a worker reported, if any."""
+    with tempfile.TemporaryDirectory(prefix="boxtune-serve-") as folder:
+        report = Path(folder) / "load-failure.json"
+        os.environ[LOAD_FAILURE_ENV] = str(report)  # inherited by the workers
+        done = threading.Event()
+        watcher = threading.Thread(
+            target=_stop_when_reported, args=(report, done), name="boxtune-watch", daemon=True
+        )
+        watcher.start()
+        try:
+            uvicorn.run(APP_FACTORY, factory=True, workers=config.workers, **options)
+        finally:
+            done.set()
+            watcher.join()
+            os.environ.pop(LOAD_FAILURE_ENV, None)
+        return read_load_failure(report)
+
+
+def _stop_when_reported(report: Path, done: threading.Event) -> None:
+    """Stop the supervisor (SIGTERM to this process: it stops every worker and returns) once a
+    worker reported a load failure, unless uvicorn stopped by itself within the grace time.
+    A kill racing the supervisor's own return is harmless: its SIGTERM handler stays installed
+    until :func:`run_server` restores the previous one, after this thread has ended."""
+    while not done.wait(0.2):
+        if report.exists():
+            if not done.wait(SUPERVISOR_GRACE_S):
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
