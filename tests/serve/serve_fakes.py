@@ -8,7 +8,8 @@ so that every image gets a deterministic, content-dependent answer. Servers load
 Environment knobs for process tests: ``BOXTUNE_FAKE_DELAY_S`` (sleep per model call),
 ``BOXTUNE_FAKE_LOAD_S`` (sleep while loading), ``BOXTUNE_FAKE_SLOW_AFTER_FIRST`` (a marker path:
 the first process to load creates it and loads at once, every later one sleeps
-``BOXTUNE_FAKE_LOAD_S``).
+``BOXTUNE_FAKE_LOAD_S``), ``BOXTUNE_FAKE_SLOW_WIDTH`` (a model call holding an image this many
+pixels wide sleeps ``BOXTUNE_FAKE_SLOW_S``: one slow request among normal ones).
 """
 
 from __future__ import annotations
@@ -71,14 +72,17 @@ class FakeRunner(Runner):
     label_map = LABELS
     backend = "fake"
 
-    def __init__(self, delay_s: float = 0.0):
+    def __init__(self, delay_s: float = 0.0, slow_width: int = 0, slow_s: float = 0.0):
         self.delay_s = delay_s
+        self.slow_width, self.slow_s = slow_width, slow_s
         self.batch_sizes: list[int] = []
 
     def predict(self, images: Sequence[np.ndarray]) -> list[Detections]:
         self.batch_sizes.append(len(images))
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.slow_width and any(image.shape[1] == self.slow_width for image in images):
+            time.sleep(self.slow_s)
         return [fake_detections(image) for image in images]
 
 
@@ -89,7 +93,11 @@ def make_runner(backend: str = "onnxruntime") -> FakeRunner:
         load_s = 0.0
     if load_s:
         time.sleep(load_s)
-    return FakeRunner(delay_s=float(os.environ.get("BOXTUNE_FAKE_DELAY_S", "0")))
+    return FakeRunner(
+        delay_s=float(os.environ.get("BOXTUNE_FAKE_DELAY_S", "0")),
+        slow_width=int(os.environ.get("BOXTUNE_FAKE_SLOW_WIDTH", "0")),
+        slow_s=float(os.environ.get("BOXTUNE_FAKE_SLOW_S", "0")),
+    )
 
 
 def _claim(marker: str) -> bool:

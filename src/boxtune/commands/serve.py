@@ -6,7 +6,13 @@ import argparse
 import os
 
 from boxtune.commands import add_backend_argument
-from boxtune.serve.config import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServeConfig
+from boxtune.serve.config import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_PORT,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    ServeConfig,
+)
 
 
 def _positive_int(text: str) -> int:
@@ -111,6 +117,30 @@ def register(subparsers) -> None:
         default=30.0,
         help="seconds in-flight requests get after SIGTERM (default: %(default)s)",
     )
+    parser.add_argument(
+        "--request-timeout-s",
+        type=_non_negative_float,
+        default=DEFAULT_REQUEST_TIMEOUT_S,
+        help="an invocation not answered by then gets 504; 0 for none (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-alive-timeout-s",
+        type=_non_negative_float,
+        default=5.0,
+        help="idle keep-alive connections are closed after this (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=256,
+        help="open connections per worker beyond which requests get 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-header-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        help="larger request lines and headers get 431 (default: %(default)s)",
+    )
     parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
     parser.set_defaults(handler=_handle)
 
@@ -132,6 +162,10 @@ def _handle(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         max_detections=args.max_detections,
         graceful_timeout_s=args.graceful_timeout,
+        request_timeout_s=args.request_timeout_s,
+        keep_alive_timeout_s=args.keep_alive_timeout_s,
+        max_concurrency=args.max_concurrency,
+        max_header_bytes=args.max_header_bytes,
         access_log=not args.no_access_log,
         **extra,
     )

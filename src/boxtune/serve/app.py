@@ -111,6 +111,14 @@ MALFORMED_REQUEST = ErrorResponse(
     "Accept: application/json",
     "malformed_request",
 )
+HEADERS_TOO_LARGE = ErrorResponse(
+    431,
+    "request headers too large: the request line and headers exceed the server's limit",
+    "send short headers (an image goes in the body), or start the server with a larger "
+    "--max-header-bytes",
+    "headers_too_large",
+)
+PARSER_ERRORS = {error.reason: error for error in (MALFORMED_REQUEST, HEADERS_TOO_LARGE)}
 
 
 def create_app(
@@ -219,6 +227,22 @@ def create_app(
         return Response(content, media_type=content_type)
 
     async def invocations(request: Request) -> Response:
+        if not config.request_timeout_s:
+            return await answer_invocation(request)
+        try:
+            async with asyncio.timeout(config.request_timeout_s):
+                return await answer_invocation(request)
+        except TimeoutError as exc:
+            # The cancellation cancelled the batcher's future: a queued item is skipped
+            raise ErrorResponse(
+                504,
+                f"no answer within the server's limit of {config.request_timeout_s:g} s",
+                "retry later, send a smaller image, or start the server with a larger "
+                "--request-timeout-s",
+                "deadline_exceeded",
+            ) from exc
+
+    async def answer_invocation(request: Request) -> Response:
         if state.predictor is None:
             raise not_ready()
         predictor = state.predictor
@@ -244,7 +268,7 @@ def create_app(
                 503,
                 f"server overloaded: {exc}",
                 "retry after a moment, or run more --workers / a larger --max-queue",
-                "overloaded",
+                "queue_full",
                 {"Retry-After": "1"},
             ) from exc
         except Exception as exc:  # the runner failed: log the trace here, answer without it

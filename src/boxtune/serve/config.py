@@ -17,6 +17,9 @@ CONFIG_ENV = "BOXTUNE_SERVE_CONFIG"
 LOAD_FAILURE_ENV = "BOXTUNE_SERVE_LOAD_FAILURE"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024  # 20 MiB: a large phone JPEG is ~10 MiB
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024  # far above real headers; httptools has no limit of its own
+# The managed contract's limit on one invocation
+DEFAULT_REQUEST_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class ServeConfig:
     score_threshold: float | None = None
     max_detections: int = DEFAULT_MAX_DETECTIONS
     graceful_timeout_s: float = 30.0
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S  # 0: none
+    keep_alive_timeout_s: float = 5.0
+    max_concurrency: int = 256  # connections and requests per process; uvicorn answers 503
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     access_log: bool = True
 
     def to_env(self) -> str:

@@ -12,6 +12,8 @@ uvicorn versions restart such a worker instead: the parent then stops them as SI
 
 Requests that break the HTTP/1.1 syntax (a NUL in a header) are refused by uvicorn's parser
 before the app sees them; the protocol classes here give that 400 the app's JSON error shape.
+They also cap the request line and headers at ``max_header_bytes`` (a JSON 431): h11 does it
+with its own buffer limit, httptools has none and would buffer a header line of any size.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import shutil
 import signal
 import tempfile
 import threading
+from http import HTTPStatus
 from pathlib import Path
 
+import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, H11Protocol
 from uvicorn.server import ServerState
 
 from boxtune.engines.onnx_session import ORT_THREADS_ENV  # read by the ONNX Runtime runners
@@ -48,14 +52,28 @@ class _JsonBadRequest:
 
     transport: asyncio.Transport
     server_state: ServerState
+    config: uvicorn.Config
 
     def send_400_response(self, msg: str) -> None:
-        self.transport.write(_malformed_request_answer(self.server_state.default_headers))
+        self._refuse("headers_too_large" if self._headers_too_large() else "malformed_request")
+
+    def _headers_too_large(self) -> bool:
+        return False
+
+    def _refuse(self, reason: str) -> None:
+        self.transport.write(_parser_answer(reason, self.server_state.default_headers))
         self.transport.close()
 
 
 class JsonH11Protocol(_JsonBadRequest, H11Protocol):
     """uvicorn's h11 protocol, answering malformed requests in JSON."""
+
+    conn: h11.Connection
+
+    def _headers_too_large(self) -> bool:
+        # h11 refuses a head beyond h11_max_incomplete_event_size, leaving it unprocessed
+        limit = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        return len(self.conn.trailing_data[0]) > limit
 
 
 try:
@@ -65,27 +83,53 @@ except ImportError:  # httptools is optional: uvicorn's "auto" falls back to h11
 else:
 
     class JsonHttpToolsProtocol(_JsonBadRequest, HttpToolsProtocol):
-        """uvicorn's httptools protocol (its default), answering malformed requests in JSON."""
+        """uvicorn's httptools protocol (its default), answering malformed requests in JSON and
+        refusing heads larger than h11_max_incomplete_event_size, as h11 does."""
+
+        _reading_head = True
+        _head_bytes = 0
+
+        def data_received(self, data: bytes) -> None:
+            if self._reading_head:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            # Checked after parsing: a chunk that ends the head may carry body bytes too
+            if self._headers_too_large() and not self.transport.is_closing():
+                self._refuse("headers_too_large")
+
+        def _headers_too_large(self) -> bool:
+            limit = self.config.h11_max_incomplete_event_size
+            return self._reading_head and limit is not None and self._head_bytes > limit
+
+        def on_headers_complete(self) -> None:
+            self._reading_head = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._reading_head, self._head_bytes = True, 0
 
     HTTP_PROTOCOL = JsonHttpToolsProtocol
 
 
 @functools.cache
-def _malformed_request_body() -> tuple[bytes, bytes]:
-    from boxtune.serve.app import MALFORMED_REQUEST, error_body
+def _parser_error(reason: str) -> tuple[int, bytes]:
+    """Status and JSON body of an answer written below the app, by its reason."""
+    from boxtune.serve.app import PARSER_ERRORS, error_body
 
-    return error_body(MALFORMED_REQUEST), MALFORMED_REQUEST.reason.encode("ascii")
+    error = PARSER_ERRORS[reason]
+    return error.status, error_body(error)
 
 
-def _malformed_request_answer(default_headers: list[tuple[bytes, bytes]]) -> bytes:
-    """A whole HTTP/1.1 400 response; the connection closes after it (the parser is lost)."""
-    body, reason = _malformed_request_body()
-    lines = [b"HTTP/1.1 400 Bad Request"]
+def _parser_answer(reason: str, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A whole HTTP/1.1 error response; the connection closes after it (the parser is lost)."""
+    status, body = _parser_error(reason)
+    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode("ascii")]
     lines += [name + b": " + value for name, value in default_headers]
     lines += [
         b"content-type: application/json",
         b"content-length: " + str(len(body)).encode("ascii"),
-        b"x-boxtune-error-reason: " + reason,
+        b"x-boxtune-error-reason: " + reason.encode("ascii"),
         b"connection: close",
     ]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
@@ -132,6 +176,9 @@ def run_server(config: ServeConfig) -> int:
         log_level="info",
         server_header=False,
         http=HTTP_PROTOCOL,
+        timeout_keep_alive=config.keep_alive_timeout_s,
+        limit_concurrency=config.max_concurrency,
+        h11_max_incomplete_event_size=config.max_header_bytes,  # both protocols (see above)
     )
     failure: BoxtuneError | None = None
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
