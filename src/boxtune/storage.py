@@ -82,10 +82,7 @@ def _bucket_of(uri: str) -> str | None:
 def _bucket_exists(fs, bucket: str) -> bool | None:
     """True/False when the server answers, None when it cannot be asked (unreachable, denied)."""
     try:
-        fs.call_s3("head_bucket", Bucket=bucket)
-        return True
-    except FileNotFoundError:
-        return False
+        return _head_bucket(fs, bucket)
     except Exception:
         return None
 
