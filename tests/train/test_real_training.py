@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+from tests.train.train_processes import start_and_kill_when, train_cli
 
 from boxtune.artifacts import load_artifact
 from boxtune.catalog import DEFAULT_MODEL_ID
@@ -26,10 +24,6 @@ from boxtune.train import train
 
 TINY_HP = {"image_size": 64, "batch_size": 8, "augmentation": "False", "num_workers": 0}
 EPOCH_LINE = re.compile(r"^\[Epoch (\d+)\], Speed: [0-9.]+ samples/sec, loss=([0-9.]+)\.$")
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "boxtune.cli", "train", *args]
 
 
 def _hp_args(hp: dict) -> list[str]:
@@ -68,26 +62,12 @@ def test_sigkill_then_resume_finishes_the_run(tiny_dataset, tmp_path):
         *_hp_args({**TINY_HP, "epochs": 2}),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        _cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
     checkpoint = output / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 240
-    try:
-        while not checkpoint.exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no checkpoint within 240 s"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == -signal.SIGKILL
+    start_and_kill_when(args, env, checkpoint.exists, timeout_s=240, what="checkpoint")
     assert not (output / "boxtune-model.json").exists()
 
     resumed = subprocess.run(
-        _cli(*args, "--resume"), capture_output=True, text=True, env=env, timeout=300
+        train_cli(*args, "--resume"), capture_output=True, text=True, env=env, timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr
     match = re.search(r"resuming from .*last\.pt at epoch (\d+)", resumed.stdout)

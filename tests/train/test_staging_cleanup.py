@@ -7,15 +7,14 @@ the artifact and resumes it; the others drive the loop with the scripted engine.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.fake_engine import FakeEngine, install
+from tests.train.train_processes import start_and_kill_when, train_cli
 
 from boxtune.artifacts import MANIFEST_FILE, load_artifact
 from boxtune.catalog import DEFAULT_MODEL_ID
@@ -47,28 +46,15 @@ def _hidden(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob(".*"))
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "boxtune.cli", "train", *args]
-
-
 def _kill_while_writing_the_artifact(args: list[str], output: Path, env: dict) -> int:
     """Start ``boxtune train`` and SIGKILL it once its artifact's temp dir appears; its pid."""
-    process = subprocess.Popen(
-        _cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    process = start_and_kill_when(
+        args,
+        env,
+        lambda: bool(list(output.glob("..artifact-staging.partial-*"))),
+        timeout_s=300,
+        what="artifact written",
     )
-    deadline = time.monotonic() + 300
-    try:
-        while not list(output.glob("..artifact-staging.partial-*")):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no artifact written within 300 s"
-            time.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == -signal.SIGKILL
     return process.pid
 
 
@@ -90,7 +76,7 @@ def test_a_run_killed_while_writing_its_artifact_resumes_without_leftovers(
     (checkpoints / f".best.pt.{live_pid}.partial").write_bytes(b"being written")
 
     resumed = subprocess.run(
-        _cli(*args, "--resume"), capture_output=True, text=True, env=env, timeout=300
+        train_cli(*args, "--resume"), capture_output=True, text=True, env=env, timeout=300
     )
 
     assert resumed.returncode == 0, resumed.stderr
