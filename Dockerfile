@@ -6,6 +6,12 @@
 #   curl -s -X POST -H 'Content-Type: application/x-image' \
 #        -H 'Accept: application/json;verbose' --data-binary @cat.jpg localhost:8080/invocations
 #
+# The image holds the slim `boxtune[serve]` install (ONNX Runtime + numpy, no torch and no
+# TensorFlow: about 280 MB of Python packages instead of several GB), so it serves the torch
+# engine's artifacts that hold a model.onnx (every artifact of the default model, its
+# model.int8.onnx too). For torchvision detectors or `--backend torch`, build with
+# --build-arg BOXTUNE_EXTRAS=torch; for TensorFlow models, BOXTUNE_EXTRAS=tensorflow.
+#
 # The model is read from BOXTUNE_MODEL (default /opt/ml/model, where the managed platform
 # unpacks model.tar.gz): an artifact directory, a model.tar.gz, an s3:// URI (with the AWS_*
 # variables and optionally BOXTUNE_S3_ENDPOINT_URL), or a deployable catalog model_id.
@@ -13,10 +19,11 @@
 # option can be added: `docker run ... boxtune serve --workers 2 --max-batch-size 16`.
 # SIGTERM (docker stop) lets in-flight requests finish before the process exits.
 #
-# A CPU-only torch wheel keeps the image much smaller: pass your CPU wheel index with
-#   docker build --build-arg PIP_EXTRA_INDEX_URL=<index> -t boxtune .
+# With BOXTUNE_EXTRAS=torch, a CPU-only torch wheel keeps the image much smaller: pass your CPU
+# wheel index with --build-arg PIP_EXTRA_INDEX_URL=<index>.
 FROM python:3.11-slim
 
+ARG BOXTUNE_EXTRAS=serve
 ARG PIP_EXTRA_INDEX_URL=""
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -30,7 +37,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/boxtune
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . \
+RUN pip install ".[${BOXTUNE_EXTRAS}]" \
     && useradd --system --create-home --uid 10001 boxtune \
     && mkdir -p /var/cache/boxtune /opt/ml/model \
     && chown boxtune /var/cache/boxtune

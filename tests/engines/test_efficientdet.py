@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 from _engine_helpers import SMALL, torch_batch
@@ -8,7 +7,6 @@ from boxtune.engines.torch.anchors import atss_assign, decode, level_counts, mak
 from boxtune.engines.torch.backbone import FEATURE_CHANNELS, EfficientNetLite0Backbone
 from boxtune.engines.torch.efficientdet import EfficientDetLite
 from boxtune.engines.torch.loss import detection_loss
-from boxtune.engines.torch.postprocess import PostprocessConfig, postprocess
 
 
 def test_backbone_feature_maps_and_imagenet_weights():
@@ -73,18 +71,3 @@ def test_loss_is_finite_with_an_image_without_boxes_and_has_gradients():
     empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}] * 3
     losses = detection_loss(*net(images), net.anchors, net.level_counts, empty)
     assert losses["localization"].item() == 0.0 and losses["classification"].item() > 0
-
-
-def test_postprocess_limits_and_sorting():
-    anchors = make_anchors(SMALL, (8, 16, 32, 64))
-    torch.manual_seed(0)
-    logits = torch.randn(1, anchors.shape[0], 3) * 3
-    deltas = torch.randn(1, anchors.shape[0], 4) * 0.1
-    config = PostprocessConfig(max_detections=7, pre_nms_top_k=50)
-    (det,) = postprocess(logits, deltas, anchors, SMALL, config)
-    assert len(det) == 7
-    assert np.all(np.diff(det.scores) <= 0)
-    assert det.boxes.min() >= 0 and det.boxes.max() <= SMALL
-    # scores under the floor are dropped, none above it are
-    (none,) = postprocess(torch.full((1, anchors.shape[0], 3), -20.0), deltas, anchors, SMALL)
-    assert len(none) == 0

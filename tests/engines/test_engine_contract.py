@@ -214,7 +214,10 @@ def test_export_then_load_the_detector_and_a_runner_from_the_artifact(
     assert artifact.manifest["architecture"] == detector.architecture()
     loaded = engine.load_detector(artifact)
     assert _same(case.all_weights(detector), case.all_weights(loaded))
-    for backend in (None, *engine.backends):
+    for backend in engine.derived_backends:
+        with pytest.raises(ModelError, match="boxtune export"):
+            engine.load_runner(artifact, backend)
+    for backend in (None, *(b for b in engine.backends if b not in engine.derived_backends)):
         runner = engine.load_runner(artifact, backend)
         assert isinstance(runner, Runner) and runner.backend in engine.backends
         image = make_batch(6, 1, SMALL, empty_index=0)[0][0]

@@ -9,7 +9,14 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from boxtune.engines.base import Detector, Engine, Init, OptimizerSettings, Runner
+from boxtune.engines.base import (
+    Detector,
+    Engine,
+    Init,
+    OptimizerSettings,
+    Runner,
+    framework_imports,
+)
 from boxtune.errors import ModelError
 
 
@@ -20,14 +27,21 @@ class EngineEntry:
     module: str
     class_name: str
     backends: tuple[str, ...]  # the default first; the engine class declares the same
+    extra: str  # the pip extra that installs its framework
 
 
 _ENGINES: dict[str, EngineEntry] = {
-    "torch": EngineEntry("boxtune.engines.torch.engine", "TorchEngine", ("onnxruntime", "torch")),
+    "torch": EngineEntry(
+        "boxtune.engines.torch.engine",
+        "TorchEngine",
+        ("onnxruntime", "onnxruntime-int8", "torch"),
+        extra="torch",
+    ),
     "tensorflow": EngineEntry(
         "boxtune.engines.tensorflow.engine",
         "TensorFlowEngine",
         ("onnxruntime", "savedmodel", "keras"),
+        extra="tensorflow",
     ),
 }
 _instances: dict[str, Engine] = {}
@@ -54,7 +68,9 @@ def get_engine(name: str) -> Engine:
         )
     if name not in _instances:
         entry = _ENGINES[name]
-        engine_class = getattr(importlib.import_module(entry.module), entry.class_name)
+        with framework_imports(name, entry.extra):
+            module = importlib.import_module(entry.module)
+        engine_class = getattr(module, entry.class_name)
         engine = engine_class()
         if not isinstance(engine, Engine) or engine.backends != entry.backends:
             raise ModelError(

@@ -14,7 +14,8 @@ array ``[B, S, S, 3]`` (RGB, channels last) and ``targets`` a list of dicts with
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -47,6 +48,23 @@ class OptimizerSettings(Protocol):
     rho: float
     initial_accumulator_value: float
     gradient_clip_norm: float  # 0: no clipping
+
+
+@contextmanager
+def framework_imports(engine: str, extra: str) -> Iterator[None]:
+    """Imports of an engine's framework: a missing one is a ModelError with the install line
+    (a slim ``boxtune[serve]`` install serves ``model.onnx`` files without any framework)."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if not missing or missing == "boxtune":
+            raise
+        raise ModelError(
+            f"the {engine} engine needs {missing}, which is not installed here",
+            hint=f"pip install 'boxtune[{extra}]' (a 'boxtune[serve]' install only serves "
+            "artifacts that hold a model.onnx, with --backend onnxruntime)",
+        ) from exc
 
 
 def check_create_arguments(init: str, label_map: LabelMap) -> None:
@@ -156,6 +174,9 @@ class Engine(ABC):
     name: ClassVar[str]
     # Runtimes this engine serves on, the default first.
     backends: ClassVar[tuple[str, ...]]
+    # Those of ``backends`` whose model an artifact holds only after a `boxtune export` step
+    # (e.g. the int8 model); loading them from a plain artifact is a ModelError saying so.
+    derived_backends: ClassVar[tuple[str, ...]] = ()
     # Libraries whose versions go into the artifact manifest.
     libraries: ClassVar[tuple[str, ...]] = ()
     # Formats ``boxtune export`` writes from this engine's artifacts (besides the artifact).

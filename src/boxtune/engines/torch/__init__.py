@@ -3,3 +3,8 @@
 Importing this package is cheap (no torch): the registry in ``boxtune.engines`` imports
 ``boxtune.engines.torch.engine`` only when a torch model is used.
 """
+
+# The runtimes this engine serves on, the default first (the registry in boxtune.engines
+# repeats them, so that the CLI knows them without importing the engine).
+INT8_BACKEND = "onnxruntime-int8"
+BACKENDS = ("onnxruntime", INT8_BACKEND, "torch")

@@ -7,31 +7,16 @@ IoU threshold to tune and gives small objects positives, which is why it converg
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torchvision.ops import box_iou
 
-ANCHOR_SCALE = 4.0  # anchor side = scale x stride: 32 px on P3 ... 256 px on P6
-_MAX_LOG_SIZE = math.log(1000.0 / 16)
-
-
-def feature_sizes(image_size: int, strides: tuple[int, ...]) -> list[int]:
-    return [math.ceil(image_size / s) for s in strides]
+from boxtune.engines.torch.decoding import MAX_LOG_SIZE, anchor_grid, feature_sizes
 
 
 def make_anchors(image_size: int, strides: tuple[int, ...]) -> torch.Tensor:
-    """[A, 4] xyxy anchors in input pixels, ordered level by level, row-major in each level
-    (the order in which the head flattens its outputs)."""
-    anchors = []
-    for stride, size in zip(strides, feature_sizes(image_size, strides), strict=True):
-        centers = (torch.arange(size, dtype=torch.float32) + 0.5) * stride
-        cy, cx = torch.meshgrid(centers, centers, indexing="ij")
-        half = ANCHOR_SCALE * stride / 2
-        anchors.append(
-            torch.stack([cx - half, cy - half, cx + half, cy + half], dim=-1).reshape(-1, 4)
-        )
-    return torch.cat(anchors)
+    """[A, 4] xyxy anchors in input pixels: :func:`~boxtune.engines.torch.decoding.anchor_grid`
+    as a tensor (one definition for training and serving)."""
+    return torch.from_numpy(anchor_grid(image_size, strides))
 
 
 def level_counts(image_size: int, strides: tuple[int, ...]) -> list[int]:
@@ -39,13 +24,14 @@ def level_counts(image_size: int, strides: tuple[int, ...]) -> list[int]:
 
 
 def decode(anchors: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
-    """Deltas (dx, dy, log dw, log dh) relative to the anchor -> xyxy boxes (any leading dims)."""
+    """Deltas (dx, dy, log dw, log dh) relative to the anchor -> xyxy boxes (any leading dims).
+    The differentiable twin of ``decoding.decode_boxes``, for the training loss."""
     widths = anchors[..., 2] - anchors[..., 0]
     heights = anchors[..., 3] - anchors[..., 1]
     cx = anchors[..., 0] + 0.5 * widths + deltas[..., 0] * widths
     cy = anchors[..., 1] + 0.5 * heights + deltas[..., 1] * heights
-    w = widths * torch.exp(deltas[..., 2].clamp(max=_MAX_LOG_SIZE))
-    h = heights * torch.exp(deltas[..., 3].clamp(max=_MAX_LOG_SIZE))
+    w = widths * torch.exp(deltas[..., 2].clamp(max=MAX_LOG_SIZE))
+    h = heights * torch.exp(deltas[..., 3].clamp(max=MAX_LOG_SIZE))
     return torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
 
 

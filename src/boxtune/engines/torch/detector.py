@@ -25,7 +25,8 @@ from boxtune.engines.torch.checkpoint import (
     save_weights,
 )
 from boxtune.engines.torch.efficientdet import EfficientDetLite
-from boxtune.engines.torch.onnx_export import ONNX_FILE, export_onnx
+from boxtune.engines.torch.onnx_export import export_onnx
+from boxtune.engines.torch.onnx_runner import ONNX_FILE
 from boxtune.engines.torch.optimizers import build_optimizer
 from boxtune.engines.torch.tv_models import TorchvisionNet
 from boxtune.errors import ModelError

@@ -14,14 +14,13 @@ from torch import nn
 
 from boxtune.detections import Detections
 from boxtune.engines.torch.anchors import level_counts, make_anchors
-from boxtune.engines.torch.backbone import FEATURE_STRIDES, EfficientNetLite0Backbone
+from boxtune.engines.torch.backbone import EfficientNetLite0Backbone
+from boxtune.engines.torch.decoding import PYRAMID_STRIDES, PostprocessConfig, postprocess
 from boxtune.engines.torch.head import SharedHead
 from boxtune.engines.torch.loss import detection_loss
 from boxtune.engines.torch.neck import LitePAN
-from boxtune.engines.torch.postprocess import PostprocessConfig, postprocess
 
-# Pyramid strides P3-P6, known without building the network (onnxruntime runners need them).
-STRIDES = (*FEATURE_STRIDES, FEATURE_STRIDES[-1] * 2)
+STRIDES = PYRAMID_STRIDES  # the backbone's FEATURE_STRIDES, then the neck's extra level
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -52,6 +51,7 @@ class EfficientDetLite(nn.Module):
         self.register_buffer("pixel_mean", mean, persistent=False)
         self.register_buffer("pixel_std", std, persistent=False)
         self.register_buffer("anchors", make_anchors(image_size, self.strides), persistent=False)
+        self.anchors_array = self.anchors.numpy()  # for the numpy post-processing
         self.level_counts = level_counts(image_size, self.strides)
         # Decode/NMS settings (score floor, pre-NMS top-k, max detections); not weights.
         self.postprocess_config = PostprocessConfig()
@@ -72,8 +72,13 @@ class EfficientDetLite(nn.Module):
         self, images: torch.Tensor, config: PostprocessConfig | None = None
     ) -> list[Detections]:
         logits, deltas = self(images)
-        config = config or self.postprocess_config
-        return postprocess(logits, deltas, self.anchors, self.image_size, config)
+        return postprocess(
+            logits.float().cpu().numpy(),
+            deltas.float().cpu().numpy(),
+            self.anchors_array,
+            self.image_size,
+            config or self.postprocess_config,
+        )
 
     def reset_classes(self, num_classes: int) -> None:
         self.head.reset_classes(num_classes)

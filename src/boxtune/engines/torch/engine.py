@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from boxtune.artifacts import Artifact
 from boxtune.catalog import ModelSpec, coco_categories, resolve_weights
-from boxtune.engines.base import CheckpointRole, Engine, Init, Runner, check_create_arguments
-from boxtune.engines.torch.architecture import (
-    EFFICIENTDET_LITE0,
-    TorchArchitecture,
-    build_network,
+from boxtune.engines.base import (
+    CheckpointRole,
+    Engine,
+    Init,
+    Runner,
+    check_create_arguments,
+    framework_imports,
 )
-from boxtune.engines.torch.checkpoint import CHECKPOINT_SUFFIX, WEIGHTS_FILE, load_weights
-from boxtune.engines.torch.detector import TorchDetector
-from boxtune.engines.torch.efficientdet import STRIDES as EFFICIENTDET_STRIDES
-from boxtune.engines.torch.onnx_export import ONNX_FILE
-from boxtune.engines.torch.runners import BACKENDS, OnnxRunner, TorchRunner, fall_back_to_torch
-from boxtune.engines.torch.tv_models import (
-    COCO_NUM_CLASSES,
-    TorchvisionNet,
-    build_torchvision,
-    load_coco_weights,
-)
+from boxtune.engines.torch import BACKENDS, INT8_BACKEND
+from boxtune.engines.torch.onnx_runner import INT8_ONNX_FILE, ONNX_FILE, OnnxRunner
 from boxtune.errors import HyperparameterError, ModelError
 from boxtune.labels import LabelMap
+
+if TYPE_CHECKING:
+    from boxtune.engines.torch.detector import TorchDetector
+
+# torch itself is imported only where a network is built or trained: serving an artifact's
+# model.onnx takes ONNX Runtime and numpy alone (the slim `boxtune[serve]` install). Imports
+# under _torch_imports() say how to install torch when it is missing.
+_torch_imports = partial(framework_imports, "torch", "torch")
+
+
+def _warn_torch_fallback(reason: str) -> None:
+    with _torch_imports():
+        from boxtune.engines.torch.runners import fall_back_to_torch
+
+    fall_back_to_torch(reason)
 
 
 def coco_label_map() -> LabelMap:
@@ -67,15 +77,18 @@ def _pretrained_coco_ids(spec: ModelSpec, init: str, label_map: LabelMap) -> lis
 class TorchEngine(Engine):
     name = "torch"
     backends = BACKENDS
+    derived_backends = (INT8_BACKEND,)
     libraries = ("torch", "torchvision", "onnx", "onnxruntime", "safetensors")
 
     def seed(self, seed: int) -> None:
-        import torch
+        with _torch_imports():
+            import torch
 
         torch.manual_seed(seed)
 
     def resolve_device(self, device: str) -> str:
-        import torch
+        with _torch_imports():
+            import torch
 
         if device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
@@ -96,6 +109,9 @@ class TorchEngine(Engine):
         return device
 
     def checkpoint_name(self, role: CheckpointRole) -> str:
+        with _torch_imports():
+            from boxtune.engines.torch.checkpoint import CHECKPOINT_SUFFIX
+
         return f"{role}{CHECKPOINT_SUFFIX}"
 
     def create(
@@ -109,6 +125,14 @@ class TorchEngine(Engine):
         image_size: int | None = None,
         weights: str | Path | None = None,
     ) -> TorchDetector:
+        with _torch_imports():
+            from boxtune.engines.torch.architecture import (
+                EFFICIENTDET_LITE0,
+                TorchArchitecture,
+                build_network,
+            )
+            from boxtune.engines.torch.detector import TorchDetector
+
         check_create_arguments(init, label_map)
         # Keeping the pretrained head is honoured or refused by name, never silently ignored.
         keep = None if reinitialize_head else _pretrained_coco_ids(spec, init, label_map)
@@ -128,6 +152,11 @@ class TorchEngine(Engine):
         )
 
     def load_detector(self, artifact: Artifact, *, device: str = "cpu") -> TorchDetector:
+        with _torch_imports():
+            from boxtune.engines.torch.architecture import TorchArchitecture, build_network
+            from boxtune.engines.torch.checkpoint import WEIGHTS_FILE, load_weights
+            from boxtune.engines.torch.detector import TorchDetector
+
         arch = TorchArchitecture.from_manifest(artifact.manifest, str(artifact.directory))
         net = build_network(arch)
         load_weights(net, artifact.file(WEIGHTS_FILE))
@@ -141,21 +170,32 @@ class TorchEngine(Engine):
         )
 
     def load_runner(self, artifact: Artifact, backend: str | None = None) -> Runner:
-        """ONNX Runtime when the artifact has a model.onnx, else torch; asking for
+        """ONNX Runtime when the artifact has a model.onnx (its int8 twin by default when it
+        has one: `boxtune export --quantize int8` made it for serving), else torch; asking for
         onnxruntime explicitly where there is none warns."""
-        if self.check_backend(backend) == "onnxruntime":
+        chosen = self.check_backend(backend)
+        int8_path = artifact.optional_file(INT8_ONNX_FILE)
+        if chosen == INT8_BACKEND or (backend is None and int8_path is not None):
+            if int8_path is None:
+                raise ModelError(
+                    f"{artifact.directory} has no {INT8_ONNX_FILE} (the int8 model)",
+                    where="--backend",
+                    hint="write an artifact with it: `boxtune export --model ARTIFACT "
+                    "--quantize int8 --output NEW_ARTIFACT`, or use --backend onnxruntime",
+                )
+            return OnnxRunner(
+                int8_path, artifact.image_size, artifact.label_map, backend=INT8_BACKEND
+            )
+        if chosen == "onnxruntime":
             onnx_path = artifact.optional_file(ONNX_FILE)
             if onnx_path is not None:
-                return OnnxRunner(
-                    onnx_path,
-                    artifact.image_size,
-                    artifact.label_map,
-                    EFFICIENTDET_STRIDES,
-                )
+                return OnnxRunner(onnx_path, artifact.image_size, artifact.label_map)
             if backend is not None:
-                fall_back_to_torch(f"{artifact.directory} has no {ONNX_FILE}")
-        detector = self.load_detector(artifact)
-        return TorchRunner(detector.net, artifact.label_map)
+                _warn_torch_fallback(f"{artifact.directory} has no {ONNX_FILE}")
+        with _torch_imports():
+            from boxtune.engines.torch.runners import TorchRunner
+
+        return TorchRunner(self.load_detector(artifact).net, artifact.label_map)
 
     def pretrained_runner(self, spec: ModelSpec, backend: str | None = None) -> Runner:
         """The COCO-pretrained model as is (deployable models only): 80 COCO classes."""
@@ -166,8 +206,17 @@ class TorchEngine(Engine):
                 hint="fine-tune it first with `boxtune train`, or pick a deployable model from "
                 "`boxtune models list`",
             )
-        if backend is not None and self.check_backend(backend) == "onnxruntime":
-            fall_back_to_torch(f"{spec.model_id} has no ONNX export")
+        with _torch_imports():
+            from boxtune.engines.torch.runners import TorchRunner
+            from boxtune.engines.torch.tv_models import (
+                COCO_NUM_CLASSES,
+                TorchvisionNet,
+                build_torchvision,
+                load_coco_weights,
+            )
+
+        if backend is not None and self.check_backend(backend) != "torch":
+            _warn_torch_fallback(f"{spec.model_id} has no ONNX export")
         model = build_torchvision(spec.architecture, COCO_NUM_CLASSES, spec.image_size)
         load_coco_weights(model, resolve_weights(spec))
         net = TorchvisionNet(model, spec.architecture, spec.image_size, label_offset=0)

@@ -8,12 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from boxtune.engines.torch.onnx_runner import INPUT_NAME, OUTPUT_NAMES
 from boxtune.errors import storage_errors
 from boxtune.fileio import atomic_path
 
-ONNX_FILE = "model.onnx"
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("class_logits", "box_deltas")
 OPSET = 17
 
 
