@@ -7,10 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve_fakes import DEFAULT_MODEL_ID
+from serve_fakes import DEFAULT_MODEL_ID, FAKE_MODEL
 from serve_process import ServerProcess
-
-FAKE_MODEL = "py:serve_fakes:make_runner"
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,8 @@ from boxtune.engines.base import Runner
 from boxtune.labels import LabelMap
 
 DEFAULT_MODEL_ID = "pytorch-od1-efficientdet-lite0-320"
+# The fake runner as a model reference (the server imports serve_fakes from PYTHONPATH)
+FAKE_MODEL = "py:serve_fakes:make_runner"
 LABELS = LabelMap((1, 2, 3), ("red thing", "green thing", "blue thing"))
 COLOR_SCORES = (0.95, 0.9, 0.85)
 

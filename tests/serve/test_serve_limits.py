@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from serve_fakes import FakeRunner, encode, scene
+from serve_fakes import FAKE_MODEL, FakeRunner, encode, scene
 from serve_process import ServerProcess
 from test_serve_hardening import _serving
 from test_serve_http import PNG, assert_error, expected, post
@@ -21,7 +21,6 @@ from boxtune.serve.app import create_app
 from boxtune.serve.config import DEFAULT_MAX_HEADER_BYTES, ServeConfig
 from boxtune.serve.predictor import InProcessPredictor
 from boxtune.serve.server import JsonH11Protocol
-from conftest import FAKE_MODEL
 
 SLOW_WIDTH = 77  # the fake runner sleeps SLOW_S on a call holding an image this wide
 SLOW_S = 2.5

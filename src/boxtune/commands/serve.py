@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from boxtune.commands import add_backend_argument
 from boxtune.serve.config import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_PORT,
@@ -26,6 +29,13 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
     return value
 
 
@@ -100,6 +110,14 @@ def register(subparsers) -> None:
         "$BOXTUNE_MAX_IMAGE_PIXELS or 50,000,000)",
     )
     parser.add_argument(
+        "--max-inflight-pixels",
+        type=_positive_int,
+        default=None,
+        help="decoded pixels of all requests in flight, per worker: beyond it requests wait "
+        "(until their deadline, then 503), an image larger than it gets 413; JPEGs count at "
+        "the reduced size they are decoded at (default: twice --max-image-pixels)",
+    )
+    parser.add_argument(
         "--score-threshold",
         type=float,
         default=None,
@@ -141,6 +159,23 @@ def register(subparsers) -> None:
         default=DEFAULT_MAX_HEADER_BYTES,
         help="larger request lines and headers get 431 (default: %(default)s)",
     )
+    parser.add_argument(
+        "--header-timeout-s",
+        type=_positive_seconds,
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        help="a request line and headers not received within this many seconds of the "
+        "request's first byte (of the connection opening, for its first request) get 408 and "
+        "the connection closes; a new connection that sends nothing is closed after it "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout-s",
+        type=_positive_seconds,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        help="a request body not received whole within this many seconds of its headers "
+        "gets 408 and the connection closes, however steadily it trickles in "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--no-access-log", action="store_true", help="do not log each request")
     parser.set_defaults(handler=_handle)
 
@@ -159,6 +194,7 @@ def _handle(args: argparse.Namespace) -> int:
         max_batch_delay_ms=args.max_batch_delay_ms,
         max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes,
+        max_inflight_pixels=args.max_inflight_pixels,
         score_threshold=args.score_threshold,
         max_detections=args.max_detections,
         graceful_timeout_s=args.graceful_timeout,
@@ -166,6 +202,8 @@ def _handle(args: argparse.Namespace) -> int:
         keep_alive_timeout_s=args.keep_alive_timeout_s,
         max_concurrency=args.max_concurrency,
         max_header_bytes=args.max_header_bytes,
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
         access_log=not args.no_access_log,
         **extra,
     )

@@ -8,6 +8,14 @@ model before it starts accepting, so a request never reaches a worker that canno
 both cases (``on_load_failure``): ``boxtune serve`` exits 1 with the reason rather than
 answering 503 forever.
 Every error is JSON ``{"error", "hint"}``; stack traces go to the server log only.
+
+Memory is bounded whatever clients send: each invocation reserves the pixels its decode holds
+(from the header, before decoding; JPEGs count at the reduced scale they are decoded at) in a
+per-process budget (``--max-inflight-pixels``, see :mod:`boxtune.serve.pixel_budget`) and waits
+for them within its deadline (then 503 ``pixel_budget_exhausted``); an image larger than the
+whole budget gets 413. Images over the working size (about 1 MP, see
+:mod:`boxtune.serve.codec`) are decoded on decoding threads and scaled down at once, so the
+batcher only ever holds small arrays.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +42,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from boxtune.errors import BoxtuneError, ModelError
 from boxtune.serve import metrics
 from boxtune.serve.batching import DynamicBatcher, QueueFullError
-from boxtune.serve.codec import DecodedImage, ImageDecodeError, ImageTooLargeError
-from boxtune.serve.config import LOAD_FAILURE_ENV, ServeConfig, write_load_failure
+from boxtune.serve.codec import DecodedImage, ImageDecodeError, ImageHeader, ImageTooLargeError
+from boxtune.serve.config import (
+    DEFAULT_REQUEST_TIMEOUT_S,
+    LOAD_FAILURE_ENV,
+    ServeConfig,
+    write_load_failure,
+)
 from boxtune.serve.contract import (
     JSON_CONTENT_TYPE,
     BadAcceptParameterError,
     UnsupportedAcceptError,
     parse_accept,
 )
+from boxtune.serve.pixel_budget import PixelBudget, Reservation
 from boxtune.serve.predictor import InProcessPredictor
 
 log = logging.getLogger("boxtune.serve")
@@ -66,6 +81,8 @@ KNOWN_ROUTES = frozenset(
 # Bodies declared larger than the limit are still read (and dropped) up to this size, so that
 # the client, still sending, receives the 413 instead of a broken connection.
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# Threads decoding the images larger than the working size (the budget bounds their pixels)
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -144,6 +161,11 @@ def create_app(
         max_queue=config.max_queue,
         on_batch=metrics.observe_batch,
     )
+    # Decoded pixels of the requests in flight (boxtune.serve.pixel_budget): images larger
+    # than the working size decode on these threads, off the event loop and the inference
+    # thread, and only the scaled-down pixels go on to the batcher
+    budget = PixelBudget(config.inflight_pixel_budget)
+    decoder = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="boxtune-decode")
 
     def load_model() -> None:
         started = time.perf_counter()
@@ -192,6 +214,7 @@ def create_app(
             yield
         finally:
             await batcher.stop()
+            decoder.shutdown(wait=True)
 
     def not_ready() -> ErrorResponse:
         if state.error:
@@ -233,6 +256,9 @@ def create_app(
             async with asyncio.timeout(config.request_timeout_s):
                 return await answer_invocation(request)
         except TimeoutError as exc:
+            waited_for = getattr(request.state, "waiting_for_pixels", 0)
+            if waited_for:  # the deadline passed while it waited for the pixel budget
+                raise budget_exhausted(waited_for, config.request_timeout_s) from exc
             # The cancellation cancelled the batcher's future: a queued item is skipped
             raise ErrorResponse(
                 504,
@@ -258,7 +284,16 @@ def create_app(
                 "empty_body",
             )
         try:
-            image, detections = await batcher.submit(body)
+            header = predictor.probe(body)  # the header only: cheap, on the event loop
+            reservation = await reserve_pixels(request, header)
+            try:
+                image, detections = await batcher.submit(
+                    await decode_to_working_size(predictor, body, header, reservation)
+                )
+            finally:
+                reservation.release()
+        except ErrorResponse:
+            raise
         except ImageTooLargeError as exc:
             raise ErrorResponse(413, exc.message, exc.hint or "", "image_too_large") from exc
         except ImageDecodeError as exc:
@@ -282,6 +317,64 @@ def create_app(
         answer = predictor.respond(detections, image, response_format)
         return json_response(answer)
 
+    async def reserve_pixels(request: Request, header: ImageHeader) -> Reservation:
+        """The request's share of the pixel budget: waits for it, within the request's
+        deadline (or DEFAULT_REQUEST_TIMEOUT_S without one), and answers 413 for an image
+        larger than the whole budget."""
+        pixels = header.decoded_pixels
+        if pixels > budget.capacity:
+            raise ErrorResponse(
+                413,
+                f"image too large for the server's in-flight pixel budget: the "
+                f"{header.format} of {header.width}x{header.height} pixels decodes to "
+                f"{pixels:,} pixels, over the budget of {budget.capacity:,} pixels",
+                "downscale the image before sending it, or start the server with a larger "
+                "--max-inflight-pixels",
+                "exceeds_pixel_budget",
+            )
+        request.state.waiting_for_pixels = pixels  # left set if the deadline cancels the wait
+        if config.request_timeout_s:
+            reservation = await budget.acquire(pixels)
+        else:
+            try:
+                async with asyncio.timeout(DEFAULT_REQUEST_TIMEOUT_S):
+                    reservation = await budget.acquire(pixels)
+            except TimeoutError as exc:
+                raise budget_exhausted(pixels, DEFAULT_REQUEST_TIMEOUT_S) from exc
+        request.state.waiting_for_pixels = 0
+        return reservation
+
+    def budget_exhausted(pixels: int, waited_s: float) -> ErrorResponse:
+        return ErrorResponse(
+            503,
+            f"server busy: the images in flight hold its whole budget of "
+            f"{budget.capacity:,} decoded pixels, and this one ({pixels:,} pixels) waited "
+            f"{waited_s:g} s for its share",
+            "retry after a moment or send smaller images; or start the server with a larger "
+            "--max-inflight-pixels (memory) or more --workers",
+            "pixel_budget_exhausted",
+            {"Retry-After": "1"},
+        )
+
+    async def decode_to_working_size(
+        predictor: InProcessPredictor, body: bytes, header: ImageHeader, reservation: Reservation
+    ) -> bytes | DecodedImage:
+        """What the batcher gets: the body of an image within the working size (decoded on
+        the inference thread), or the decoded, scaled-down pixels of a larger one. The
+        reservation shrinks to the pixels kept; if the request is cancelled mid-decode, the
+        pixels stay reserved until the decoding thread lets go of them."""
+        working = header.working_size(predictor.working_side)
+        if working == (header.decoded_width, header.decoded_height):
+            return body
+        job = decoder.submit(predictor.decode, body)
+        try:
+            image = await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            _release_when_done(job, reservation.detach())
+            raise
+        reservation.shrink(int(image.pixels.shape[0]) * int(image.pixels.shape[1]))
+        return image
+
     routes = [
         Route("/ping", ping, methods=["GET"]),
         Route("/invocations", invocations, methods=["POST"]),
@@ -299,6 +392,7 @@ def create_app(
         },
     )
     app.state.model = state
+    app.state.pixel_budget = budget
     return _QuietLoadFailure(_MetricsMiddleware(app), state)
 
 
@@ -320,14 +414,30 @@ def _report_to_parent(error: BoxtuneError) -> None:
         write_load_failure(Path(path), error)
 
 
-def _decode_and_predict(predictor: InProcessPredictor, bodies: list[bytes]) -> list:
-    """Runs on the inference thread: decoding there too saves two thread hand-offs per request
-    (they cost milliseconds on a busy CPU). One bad body fails only its own request."""
-    outcomes: list = [None] * len(bodies)
+def _release_when_done(job: Future, reservation: Reservation) -> None:
+    """Release ``reservation`` on the event loop once ``job`` (on a decoding thread) is over."""
+    loop = asyncio.get_running_loop()
+
+    def release(_: Future) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+            loop.call_soon_threadsafe(reservation.release)
+
+    job.add_done_callback(release)
+
+
+def _decode_and_predict(predictor: InProcessPredictor, items: list[bytes | DecodedImage]) -> list:
+    """Runs on the inference thread. Bodies of images within the working size are decoded
+    here: it saves two thread hand-offs per request (they cost milliseconds on a busy CPU);
+    larger images come decoded and scaled down already. One bad body fails only its own
+    request."""
+    outcomes: list = [None] * len(items)
     decoded: list[tuple[int, DecodedImage]] = []
-    for index, body in enumerate(bodies):
+    for index, item in enumerate(items):
+        if isinstance(item, DecodedImage):
+            decoded.append((index, item))
+            continue
         try:
-            decoded.append((index, predictor.decode(body)))
+            decoded.append((index, predictor.decode(item)))
         except (ImageDecodeError, ImageTooLargeError) as exc:
             outcomes[index] = exc
     if decoded:

@@ -7,7 +7,14 @@ is decoded (decompression bombs), every mode ending up as 8-bit RGB. EXIF orient
 deliberately not applied: boxes refer to the stored pixel grid, as in training data
 (annotations and their width/height) and in the managed service, whose clients scale by the
 stored size. This module adds what a server needs: error classes with HTTP meanings and
-messages that say what was sent.
+messages that say what was sent, the header read on its own (:func:`probe_image`: the pixels a
+decode will hold, for the server's pixel budget) and decoding to a bounded working size
+(``max_side``): JPEGs are decoded at a reduced scale by the decoder itself (1/2, 1/4, 1/8,
+never below ``max_side`` a side), an image of more than ``max_side`` squared pixels is then
+downscaled, each axis to at most ``max_side``, and :class:`DecodedImage` keeps the stored size
+so that boxes are answered in the stored image's pixels (:meth:`DecodedImage.to_original`).
+The runners stretch each image to their square input, so capping each axis on its own loses
+nothing they use.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from boxtune.data.images import SUPPORTED_FORMATS, open_image, pixel_limit, to_rgb_array
+from boxtune.data.images import SUPPORTED_FORMATS, open_image, pixel_limit, to_rgb, to_rgb_array
+from boxtune.detections import Detections
 from boxtune.errors import BoxtuneError
 
 _SIGNATURES = {
@@ -31,6 +39,14 @@ _SIGNATURES = {
     b"II*\x00": "TIFF",
     b"MM\x00*": "TIFF",
 }
+# The working size: at least twice the model's input a side (the runners stretch every image to
+# S x S), and never below this: images of up to 1024 x 1024 pixels reach the runner untouched.
+WORKING_SIDE_FACTOR = 2
+MIN_WORKING_SIDE = 1024
+# Formats whose decoder scales by itself (DCT scaling: 1/2, 1/4, 1/8), and modes that Pillow
+# resizes with a real filter ("1" and "P" would be resized by nearest neighbour)
+_DRAFT_FORMATS = ("JPEG", "MPO")
+_FILTERED_MODES = ("L", "LA", "RGB", "RGBA", "CMYK")
 
 
 class ImageDecodeError(BoxtuneError):
@@ -43,18 +59,75 @@ class ImageTooLargeError(BoxtuneError):
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """RGB pixels (H x W x 3 uint8, stored orientation) and the source format."""
+    """RGB pixels (H x W x 3 uint8, stored orientation) and the source format.
+
+    ``stored_size``: (width, height) of the image in the file where ``pixels`` were decoded
+    or scaled to a smaller working size; None when they are the stored pixels. ``width`` and
+    ``height`` are always the stored image's: answers are in its pixels.
+    """
 
     pixels: np.ndarray
     format: str
+    stored_size: tuple[int, int] | None = None
 
     @property
     def width(self) -> int:
-        return int(self.pixels.shape[1])
+        return int(self.stored_size[0] if self.stored_size else self.pixels.shape[1])
 
     @property
     def height(self) -> int:
-        return int(self.pixels.shape[0])
+        return int(self.stored_size[1] if self.stored_size else self.pixels.shape[0])
+
+    @property
+    def reduced(self) -> bool:
+        return self.stored_size is not None and self.stored_size != (
+            int(self.pixels.shape[1]),
+            int(self.pixels.shape[0]),
+        )
+
+    def to_original(self, detections: Detections) -> Detections:
+        """``detections`` in ``pixels``' pixels -> in the stored image's pixels."""
+        if not self.reduced:
+            return detections
+        sx = self.width / int(self.pixels.shape[1])
+        sy = self.height / int(self.pixels.shape[0])
+        scale = np.array([sx, sy, sx, sy], np.float64)
+        boxes = (detections.boxes.astype(np.float64) * scale).astype(np.float32)
+        return Detections(boxes, detections.classes, detections.scores, detections.model_output)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What the header says before any pixel is decoded: the format, the stored size and the
+    size the decoder will produce (smaller for a JPEG decoded at a reduced scale)."""
+
+    format: str
+    width: int
+    height: int
+    decoded_width: int
+    decoded_height: int
+
+    @property
+    def decoded_pixels(self) -> int:
+        """The pixels a decode holds at once, before any downscaling to the working size."""
+        return self.decoded_width * self.decoded_height
+
+    def working_size(self, max_side: int | None) -> tuple[int, int]:
+        """(width, height) of the pixels that :func:`decode_image` returns."""
+        return _working_size((self.decoded_width, self.decoded_height), max_side)
+
+
+def _working_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    width, height = size
+    if not max_side or width * height <= max_side * max_side:
+        return width, height
+    return min(width, max_side), min(height, max_side)
+
+
+def working_side(image_size: int | None) -> int:
+    """The working size ``max_side`` for a model whose input is ``image_size``: an image of
+    more than its square in pixels is scaled down, each axis to at most it."""
+    return max(WORKING_SIDE_FACTOR * int(image_size or 0), MIN_WORKING_SIDE)
 
 
 def sniff_format(body: bytes) -> str | None:
@@ -89,13 +162,64 @@ def describe_prefix(body: bytes, count: int = 8) -> str:
     return f"{head.hex(' ')} ({printable!r})"
 
 
+def probe_image(
+    body: bytes,
+    *,
+    max_pixels: int | None = None,
+    max_side: int | None = None,
+    source: str = "request body",
+) -> ImageHeader:
+    """The header of ``body`` (no pixel is decoded), or the ImageDecodeError /
+    ImageTooLargeError that :func:`decode_image` raises for what the header shows.
+
+    ``max_side`` as in :func:`decode_image`: the decoded size is the reduced one it will use.
+    """
+    image, fmt = _open(body, max_pixels, source)
+    with image:
+        width, height = image.size
+        try:
+            _draft(image, max_side)
+        except Exception as exc:
+            raise _corrupt(fmt, exc, body, source) from exc
+        return ImageHeader(fmt, width, height, *image.size)
+
+
 def decode_image(
-    body: bytes, *, max_pixels: int | None = None, source: str = "request body"
+    body: bytes,
+    *,
+    max_pixels: int | None = None,
+    source: str = "request body",
+    max_side: int | None = None,
 ) -> DecodedImage:
     """Decode ``body`` into RGB pixels or raise ImageDecodeError / ImageTooLargeError.
 
     ``max_pixels``: the pixel limit; None for the shared one (``boxtune.data.images``).
+    ``max_side``: the working size, None for the stored pixels. A JPEG at least twice as large
+    on both axes is decoded at a reduced scale (each side still at least ``max_side``); then
+    an image of more than ``max_side`` squared pixels is downscaled (bilinear), each axis
+    longer than ``max_side`` to it. The answer keeps the stored size
+    (:attr:`DecodedImage.stored_size`) to map boxes back.
     """
+    image, fmt = _open(body, max_pixels, source)
+    stored = image.size
+    try:
+        _draft(image, max_side)
+        image.load()
+        pixels = _working_pixels(image, max_side)
+    except Image.DecompressionBombError as exc:
+        raise _too_large(str(exc), max_pixels or pixel_limit(), source) from exc
+    except Exception as exc:
+        raise _corrupt(fmt, exc, body, source) from exc
+    finally:
+        image.close()  # the decoded pixels at the stored size go now, not when collected
+    working = (int(pixels.shape[1]), int(pixels.shape[0]))
+    return DecodedImage(
+        pixels=pixels, format=fmt, stored_size=None if working == stored else stored
+    )
+
+
+def _open(body: bytes, max_pixels: int | None, source: str) -> tuple[Image.Image, str]:
+    """The lazily opened image (header read, size checked) and its format name."""
     if max_pixels is None:
         max_pixels = pixel_limit()
     if not body:
@@ -140,14 +264,42 @@ def decode_image(
         )
     if width * height > max_pixels:
         raise _too_large(f"{fmt} of {width}x{height} pixels", max_pixels, source)
-    try:
-        image.load()
-        pixels = to_rgb_array(image)
-    except Image.DecompressionBombError as exc:
-        raise _too_large(str(exc), max_pixels, source) from exc
-    except Exception as exc:
-        raise _corrupt(fmt, exc, body, source) from exc
-    return DecodedImage(pixels=pixels, format=fmt)
+    return image, fmt
+
+
+def _draft(image: Image.Image, max_side: int | None) -> None:
+    """Let a JPEG decoder scale by itself (1/2, 1/4, 1/8) to no less than ``max_side``."""
+    if not max_side or image.format not in _DRAFT_FORMATS:
+        return
+    if min(image.size) >= 2 * max_side:
+        image.draft("RGB", (max_side, max_side))
+
+
+def _working_pixels(image: Image.Image, max_side: int | None) -> np.ndarray:
+    """H x W x 3 uint8 of the loaded ``image`` at its working size. Downscales in
+    a mode of few bytes per pixel where the filter allows, before the RGB conversion, and
+    closes each image at the stored size as soon as the next one exists."""
+    size = _working_size(image.size, max_side)
+    if size == image.size:
+        return to_rgb_array(image)
+    filterable = _filterable(image)
+    if filterable is not image:
+        image.close()
+    small = filterable.resize(size, Image.Resampling.BILINEAR)
+    filterable.close()
+    return to_rgb_array(small)
+
+
+def _filterable(image: Image.Image) -> Image.Image:
+    """``image`` in a mode that Pillow resizes with the filter asked for."""
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("P", "PA"):
+        alpha = image.mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if alpha else "RGB")
+    if image.mode not in _FILTERED_MODES:
+        return to_rgb(image)  # 16-bit and float greyscale: scaled to 8 bits first
+    return image
 
 
 def _too_large(detail: str, max_pixels: int, source: str) -> ImageTooLargeError:

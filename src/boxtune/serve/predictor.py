@@ -20,7 +20,7 @@ from boxtune.detections import Detections
 from boxtune.engines.base import Runner
 from boxtune.labels import LabelMap
 from boxtune.model_ref import open_runner
-from boxtune.serve.codec import DecodedImage, decode_image
+from boxtune.serve.codec import DecodedImage, ImageHeader, decode_image, probe_image, working_side
 from boxtune.serve.contract import (
     JSON_CONTENT_TYPE,
     ResponseFormat,
@@ -72,8 +72,21 @@ class InProcessPredictor:
     def labels(self) -> list[str]:
         return list(self.runner.label_map.names)
 
+    @property
+    def working_side(self) -> int:
+        """Decoded images are scaled down to at most this a side (see boxtune.serve.codec)."""
+        return working_side(self.runner.image_size)
+
+    def probe(self, body: bytes, source: str = "request body") -> ImageHeader:
+        """The header of ``body`` and the size :meth:`decode` will decode it at."""
+        return probe_image(
+            body, max_pixels=self.max_image_pixels, max_side=self.working_side, source=source
+        )
+
     def decode(self, body: bytes, source: str = "request body") -> DecodedImage:
-        return decode_image(body, max_pixels=self.max_image_pixels, source=source)
+        return decode_image(
+            body, max_pixels=self.max_image_pixels, source=source, max_side=self.working_side
+        )
 
     def predict_arrays(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detections (pixels of each image, best first, at most max_detections) per image."""
@@ -85,8 +98,9 @@ class InProcessPredictor:
     def respond(
         self, detections: Detections, image: DecodedImage, response_format: ResponseFormat
     ) -> dict:
+        """The answer for ``detections`` in the pixels of ``image.pixels``."""
         return build_response(
-            detections,
+            image.to_original(detections),  # in the stored image's pixels
             width=image.width,
             height=image.height,
             label_map=self.label_map,

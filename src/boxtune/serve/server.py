@@ -14,6 +14,10 @@ Requests that break the HTTP/1.1 syntax (a NUL in a header) are refused by uvico
 before the app sees them; the protocol classes here give that 400 the app's JSON error shape.
 They also cap the request line and headers at ``max_header_bytes`` (a JSON 431): h11 does it
 with its own buffer limit, httptools has none and would buffer a header line of any size.
+uvicorn only times a connection idle between requests (``keep_alive_timeout_s``); these
+classes also time the reading of each request, its head (``header_timeout_s``) and its body
+(``body_timeout_s``), and answer a client too slow for either with a JSON 408 (see
+:class:`_ReadDeadlines`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +34,7 @@ import tempfile
 import threading
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import h11
 import uvicorn
@@ -38,7 +44,14 @@ from uvicorn.server import ServerState
 from boxtune.engines.onnx_session import ORT_THREADS_ENV  # read by the ONNX Runtime runners
 from boxtune.errors import BoxtuneError
 from boxtune.model_ref import check_model_ref
-from boxtune.serve.config import CONFIG_ENV, LOAD_FAILURE_ENV, ServeConfig, read_load_failure
+from boxtune.serve.config import (
+    CONFIG_ENV,
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    LOAD_FAILURE_ENV,
+    ServeConfig,
+    read_load_failure,
+)
 from boxtune.serve.metrics import MULTIPROC_ENV
 
 APP_FACTORY = "boxtune.serve.app:app_from_env"
@@ -65,8 +78,123 @@ class _JsonBadRequest:
         self.transport.close()
 
 
-class JsonH11Protocol(_JsonBadRequest, H11Protocol):
-    """uvicorn's h11 protocol, answering malformed requests in JSON."""
+HEADER_TIMEOUT = "header_timeout"
+BODY_TIMEOUT = "body_timeout"
+
+
+class _ReadDeadlines:
+    """Mixin for uvicorn's HTTP protocols: deadlines on reading each request, of which uvicorn
+    has none (it only closes a connection idle between two requests, after keep-alive).
+
+    - The request line and headers must arrive within ``header_timeout_s`` of the request's
+      first byte; for the first request of a connection, of the connection opening. A new
+      connection that never sends a byte is thus closed after ``header_timeout_s`` too (not
+      after keep-alive, which times reuse and may be 0), silently: there is no request to
+      answer. A client that has begun a request gets a JSON 408.
+    - The whole body must arrive within ``body_timeout_s`` of the end of the headers: a total
+      deadline, which a body sent one byte a second cannot push back. The client gets a JSON
+      408 unless the app has begun answering; the app, waiting for the rest of the body, sees
+      the client disconnect (uvicorn's cycle is marked disconnected, as on connection_lost).
+
+    A request pipelined behind one still being answered is not timed until that answer is
+    complete: the server does not read it meanwhile. One ``loop.call_later`` handle per
+    connection at most, replaced as the connection moves on and cancelled when it is lost.
+    The subclass tells what is being read: :meth:`_awaited` and :meth:`_head_begun`.
+    """
+
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    logger: logging.Logger
+    server_state: ServerState
+    client: tuple[str, int] | None
+    cycle: Any  # uvicorn's RequestResponseCycle of the latest request; None before the first
+
+    def __init__(
+        self,
+        *args: Any,
+        header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+        body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = body_timeout_s
+        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline_kind: str | None = None
+        self._deadline_cycle: Any = None  # the cycle current when the deadline was set
+        self._upgraded = False
+
+    def _awaited(self) -> str | None:
+        """HEADER_TIMEOUT or BODY_TIMEOUT for what the connection is reading now, else None
+        (idle between requests, or waiting for the app)."""
+        raise NotImplementedError
+
+    def _head_begun(self) -> bool:
+        """Whether a byte of the awaited request head has arrived."""
+        raise NotImplementedError
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)
+        self._update_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._update_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._update_deadline()  # a pipelined request may be read from now on
+
+    def handle_websocket_upgrade(self, *args: Any) -> None:
+        self._upgraded = True  # the transport belongs to another protocol from now on
+        self._cancel_deadline()
+        super().handle_websocket_upgrade(*args)
+
+    def _update_deadline(self) -> None:
+        closing = self._upgraded or self.transport.is_closing()
+        kind = None if closing else self._awaited()
+        if kind is not None and kind == self._deadline_kind and self.cycle is self._deadline_cycle:
+            return  # the same head or body as before: its deadline stands
+        self._cancel_deadline()
+        if kind is not None:
+            seconds = self.header_timeout_s if kind == HEADER_TIMEOUT else self.body_timeout_s
+            self._deadline = self.loop.call_later(seconds, self._deadline_passed, kind, seconds)
+            self._deadline_kind, self._deadline_cycle = kind, self.cycle
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self._deadline_kind = self._deadline_cycle = None
+
+    def _deadline_passed(self, kind: str, seconds: float) -> None:
+        self._deadline = self._deadline_kind = self._deadline_cycle = None
+        if self._upgraded or self.transport.is_closing():
+            return
+        if kind == HEADER_TIMEOUT:
+            answer = self._head_begun()
+        else:
+            cycle = self.cycle
+            answer = not cycle.response_started
+            if not cycle.response_complete:
+                # What connection_lost does, now: the app's receive() returns http.disconnect
+                # and its send() writes nothing (the 408 below is the answer)
+                cycle.disconnected = True
+                cycle.message_event.set()
+        if answer:
+            client = f"{self.client[0]}:{self.client[1]} - " if self.client else ""
+            what = "head" if kind == HEADER_TIMEOUT else "body"
+            self.logger.warning("%srequest %s not received within %g s: 408", client, what, seconds)
+            self.transport.write(_parser_answer(kind, self.server_state.default_headers, seconds))
+        self.transport.close()
+
+
+class JsonH11Protocol(_JsonBadRequest, _ReadDeadlines, H11Protocol):
+    """uvicorn's h11 protocol, answering malformed requests in JSON and timing the reading of
+    each request."""
 
     conn: h11.Connection
 
@@ -75,6 +203,19 @@ class JsonH11Protocol(_JsonBadRequest, H11Protocol):
         limit = self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
         return len(self.conn.trailing_data[0]) > limit
 
+    def _awaited(self) -> str | None:
+        # h11 reads one request at a time: a pipelined one waits (PAUSED) with its client in
+        # DONE until the answer before it is complete, then becomes IDLE with its bytes buffered
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            return BODY_TIMEOUT
+        if state is h11.IDLE and (self.cycle is None or self._head_begun()):
+            return HEADER_TIMEOUT
+        return None
+
+    def _head_begun(self) -> bool:
+        return bool(self.conn.trailing_data[0])  # h11 keeps an incomplete head buffered
+
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -82,16 +223,19 @@ except ImportError:  # httptools is optional: uvicorn's "auto" falls back to h11
     HTTP_PROTOCOL: type[asyncio.Protocol] = JsonH11Protocol
 else:
 
-    class JsonHttpToolsProtocol(_JsonBadRequest, HttpToolsProtocol):
-        """uvicorn's httptools protocol (its default), answering malformed requests in JSON and
-        refusing heads larger than h11_max_incomplete_event_size, as h11 does."""
+    class JsonHttpToolsProtocol(_JsonBadRequest, _ReadDeadlines, HttpToolsProtocol):
+        """uvicorn's httptools protocol (its default), answering malformed requests in JSON,
+        refusing heads larger than h11_max_incomplete_event_size, as h11 does, and timing the
+        reading of each request."""
 
-        _reading_head = True
+        _reading_head = True  # False from the end of a head to the end of its body
         _head_bytes = 0
+        _head_open = False  # a byte of the head being read has arrived
 
         def data_received(self, data: bytes) -> None:
             if self._reading_head:
                 self._head_bytes += len(data)
+                self._head_open = True
             super().data_received(data)
             # Checked after parsing: a chunk that ends the head may carry body bytes too
             if self._headers_too_large() and not self.transport.is_closing():
@@ -101,8 +245,25 @@ else:
             limit = self.config.h11_max_incomplete_event_size
             return self._reading_head and limit is not None and self._head_bytes > limit
 
+        def _awaited(self) -> str | None:
+            # httptools reads on while an answer is pending: a pipelined request is queued
+            # (self.pipeline) once its head is read, and its reading paused
+            if not self._reading_head:
+                return None if self.pipeline else BODY_TIMEOUT
+            previous = self.cycle
+            if previous is None or (self._head_open and previous.response_complete):
+                return HEADER_TIMEOUT
+            return None
+
+        def _head_begun(self) -> bool:
+            return self._head_open
+
+        def on_message_begin(self) -> None:
+            self._head_open = True  # also for a pipelined head in the chunk that ended one
+            super().on_message_begin()
+
         def on_headers_complete(self) -> None:
-            self._reading_head = False
+            self._reading_head = self._head_open = False
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
@@ -113,17 +274,48 @@ else:
 
 
 @functools.cache
-def _parser_error(reason: str) -> tuple[int, bytes]:
-    """Status and JSON body of an answer written below the app, by its reason."""
-    from boxtune.serve.app import PARSER_ERRORS, error_body
+def _parser_error(reason: str, limit_s: float | None = None) -> tuple[int, bytes]:
+    """Status and JSON body of an answer written below the app, by its reason (and, for a
+    timeout, its limit in seconds)."""
+    from boxtune.serve.app import PARSER_ERRORS, ErrorResponse, error_body
 
-    error = PARSER_ERRORS[reason]
+    if reason in PARSER_ERRORS:
+        error = PARSER_ERRORS[reason]
+    else:
+        what, after, option, hint = _TIMEOUT_ERRORS[reason]
+        error = ErrorResponse(
+            408,
+            f"request timeout: the {what} did not arrive within the server's limit of "
+            f"{limit_s:g} s{after}",
+            f"{hint}, or start the server with a larger {option}",
+            reason,
+        )
     return error.status, error_body(error)
 
 
-def _parser_answer(reason: str, default_headers: list[tuple[bytes, bytes]]) -> bytes:
-    """A whole HTTP/1.1 error response; the connection closes after it (the parser is lost)."""
-    status, body = _parser_error(reason)
+# What each read deadline (see _ReadDeadlines) tells the client, and which option sets it
+_TIMEOUT_ERRORS = {
+    HEADER_TIMEOUT: (
+        "request line and headers",
+        "",
+        "--header-timeout-s",
+        "send the request head in one go",
+    ),
+    BODY_TIMEOUT: (
+        "whole request body",
+        " after the headers",
+        "--body-timeout-s",
+        "send the body (exactly Content-Length bytes) right after the headers",
+    ),
+}
+
+
+def _parser_answer(
+    reason: str, default_headers: list[tuple[bytes, bytes]], limit_s: float | None = None
+) -> bytes:
+    """A whole HTTP/1.1 error response; the connection closes after it (the parser is lost,
+    or the client too slow)."""
+    status, body = _parser_error(reason, limit_s)
     lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode("ascii")]
     lines += [name + b": " + value for name, value in default_headers]
     lines += [
@@ -175,7 +367,12 @@ def run_server(config: ServeConfig) -> int:
         access_log=config.access_log,
         log_level="info",
         server_header=False,
-        http=HTTP_PROTOCOL,
+        # A partial of a module-level class: it pickles, for spawned --workers processes
+        http=functools.partial(
+            HTTP_PROTOCOL,
+            header_timeout_s=config.header_timeout_s,
+            body_timeout_s=config.body_timeout_s,
+        ),
         timeout_keep_alive=config.keep_alive_timeout_s,
         limit_concurrency=config.max_concurrency,
         h11_max_incomplete_event_size=config.max_header_bytes,  # both protocols (see above)
