@@ -27,7 +27,7 @@ import shutil
 import tarfile
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -162,15 +162,8 @@ def write_artifact(
     detector's ``architecture()`` so that loading never needs the catalog. Returns the local
     artifact directory.
     """
-    remote = is_remote(output_dir)
-    if remote:
-        staging = Path(tempfile.mkdtemp(prefix="boxtune-artifact-"))
-        target = staging / "artifact"
-    else:
-        target = Path(output_dir).expanduser().absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
-    try:
+
+    def fill(tmp: Path) -> tuple[list[str], dict]:
         names = list(detector.export(tmp))
         _check_exported(names, tmp, detector.engine)
         detector.label_map.save(tmp / LABELS_FILE)
@@ -188,11 +181,61 @@ def write_artifact(
             "image_size": int(detector.image_size),
             "hyperparameters": dict(hyperparameters or {}),
             "library_versions": _versions(_engine_libraries(detector.engine)),
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "files": {
-                name: {"sha256": sha256_file(tmp / name), "size": (tmp / name).stat().st_size}
-                for name in sorted(names)
-            },
+        }
+        return names, manifest
+
+    return _publish(output_dir, fill)
+
+
+def write_derived_artifact(
+    artifact: Artifact,
+    output_dir: str | os.PathLike,
+    *,
+    extra_files: Mapping[str, Path],
+    manifest_updates: Mapping[str, Any],
+) -> Path:
+    """A new artifact at ``output_dir``: ``artifact``'s files plus ``extra_files`` (name in the
+    artifact -> file to copy), its manifest updated with ``manifest_updates`` (e.g. the int8
+    model of `boxtune export --quantize int8` and how it was made). ``output_dir`` may be the
+    artifact itself: it is replaced atomically, as any artifact is."""
+
+    def fill(tmp: Path) -> tuple[list[str], dict]:
+        names = [n for n in artifact.files if n not in extra_files]
+        for name in names:
+            _copy_into(artifact.file(name), tmp / name)
+        for name, source in extra_files.items():
+            _copy_into(Path(source), tmp / name)
+        _check_exported(list(extra_files), tmp, artifact.engine)
+        manifest = {k: v for k, v in artifact.manifest.items() if k != "files"}
+        manifest.update(manifest_updates)
+        return [*names, *extra_files], manifest
+
+    return _publish(output_dir, fill)
+
+
+def _copy_into(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, destination)
+
+
+def _publish(output_dir: str | os.PathLike, fill: Callable[[Path], tuple[list[str], dict]]) -> Path:
+    """Stage an artifact beside its target, ``fill(staging) -> (file names, manifest without
+    files)``, then hash, write the manifest and the tarball, and swap it into place (and
+    upload it for an ``s3://`` target). Nothing of a failed write remains."""
+    remote = is_remote(output_dir)
+    if remote:
+        staging = Path(tempfile.mkdtemp(prefix="boxtune-artifact-"))
+        target = staging / "artifact"
+    else:
+        target = Path(output_dir).expanduser().absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    try:
+        names, manifest = fill(tmp)
+        manifest["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        manifest["files"] = {
+            name: {"sha256": sha256_file(tmp / name), "size": (tmp / name).stat().st_size}
+            for name in sorted(names)
         }
         atomic_write_json(tmp / MANIFEST_FILE, manifest)
         write_tarball(tmp, [*names, MANIFEST_FILE], tmp / TARBALL_FILE)

@@ -88,6 +88,16 @@ class ExportedFile:
     check: str  # e.g. "boxes within 0.0003 of the model on a check image"
 
 
+@dataclass(frozen=True)
+class QuantizedModel:
+    """What ``Engine.quantize_int8`` wrote: ``name`` in the artifact, the file at ``path``,
+    and the manifest's record of how it was made and checked."""
+
+    name: str
+    path: Path
+    record: dict[str, Any]
+
+
 class Runner(ABC):
     """Inference only: decoded images in, detections in the same images' pixels out."""
 
@@ -205,6 +215,18 @@ class Engine(ABC):
             where="--format",
             hint=f"this engine exports {', '.join(self.export_formats) or 'nothing else'}; "
             "the artifact itself already holds its serving files",
+        )
+
+    def quantize_int8(
+        self, artifact: Artifact, images: Sequence[np.ndarray], directory: Path
+    ) -> QuantizedModel:
+        """An int8 model of ``artifact`` calibrated on ``images`` (HxWx3 uint8), written in
+        ``directory`` and checked against the full-precision model."""
+        raise ModelError(
+            f"the {self.name} engine has no int8 export",
+            where="--quantize",
+            hint="int8 export covers the torch engine's default model; serve this model in "
+            "full precision",
         )
 
     @abstractmethod

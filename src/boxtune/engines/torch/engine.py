@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from boxtune.engines.base import (
     CheckpointRole,
     Engine,
     Init,
+    QuantizedModel,
     Runner,
     check_create_arguments,
     framework_imports,
@@ -196,6 +198,13 @@ class TorchEngine(Engine):
             from boxtune.engines.torch.runners import TorchRunner
 
         return TorchRunner(self.load_detector(artifact).net, artifact.label_map)
+
+    def quantize_int8(
+        self, artifact: Artifact, images: Sequence[np.ndarray], directory: Path
+    ) -> QuantizedModel:
+        from boxtune.engines.torch.quantize import quantize_artifact
+
+        return quantize_artifact(artifact, images, directory)
 
     def pretrained_runner(self, spec: ModelSpec, backend: str | None = None) -> Runner:
         """The COCO-pretrained model as is (deployable models only): 80 COCO classes."""
