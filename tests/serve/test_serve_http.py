@@ -55,6 +55,16 @@ def assert_error(response: httpx.Response, status: int, *fragments: str) -> dict
 
 
 PNG = encode(scene(320, 240, {0: (20, 30, 120, 90), 2: (200, 100, 300, 220)}, seed=1))
+
+
+def assert_still_serving(server) -> None:
+    """After a limit was hit: /ping answers 200 and a normal request its normal answer."""
+    assert httpx.get(f"{server.url}/ping", timeout=5).status_code == 200
+    response = post(server, PNG)
+    assert response.status_code == 200, response.text
+    assert response.json() == expected(PNG)
+
+
 JPEG = encode(scene(200, 150, {1: (50, 40, 150, 110)}, seed=2), "JPEG", quality=92)
 
 

@@ -15,7 +15,7 @@ import pytest
 from serve_fakes import FAKE_MODEL, FakeRunner, encode, scene
 from serve_process import ServerProcess
 from test_serve_hardening import _serving
-from test_serve_http import PNG, assert_error, expected, post
+from test_serve_http import PNG, assert_error, assert_still_serving, expected, post
 
 from boxtune.serve.app import create_app
 from boxtune.serve.config import DEFAULT_MAX_HEADER_BYTES, ServeConfig
@@ -44,13 +44,6 @@ def limits_server(tmp_path_factory) -> Iterator[ServerProcess]:
         yield s
 
 
-def _assert_still_serving(server: ServerProcess) -> None:
-    assert httpx.get(f"{server.url}/ping", timeout=5).status_code == 200
-    response = post(server, PNG)
-    assert response.status_code == 200, response.text
-    assert response.json() == expected(PNG)
-
-
 # -- the per-request deadline -----------------------------------------------------------------
 
 
@@ -64,7 +57,7 @@ def test_a_request_past_its_deadline_gets_a_json_504(limits_server):
     # The event loop is free while the slow call still holds the inference thread
     assert httpx.get(f"{limits_server.url}/ping", timeout=0.5).status_code == 200
     time.sleep(SLOW_S - seconds + 0.2)  # the slow call is over: the next one runs at once
-    _assert_still_serving(limits_server)
+    assert_still_serving(limits_server)
 
 
 # -- the bounded queue ------------------------------------------------------------------------
@@ -84,7 +77,7 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path):
                 assert response.headers["x-boxtune-error-reason"] == "queue_full"
             else:
                 assert response.json() == expected(PNG)
-        _assert_still_serving(server)
+        assert_still_serving(server)
 
 
 # -- connections ------------------------------------------------------------------------------
@@ -108,7 +101,7 @@ def test_connections_beyond_max_concurrency_get_503(tmp_path):
             time.sleep(0.2)  # the server has accepted it
             assert httpx.get(f"{server.url}/ping", timeout=5).status_code == 503
         time.sleep(0.2)  # the server has seen it close
-        _assert_still_serving(server)
+        assert_still_serving(server)
 
 
 # -- the size of the request head -------------------------------------------------------------
@@ -149,7 +142,7 @@ def _assert_refused(answer: bytes, seconds: float) -> None:
 
 def test_a_huge_header_line_is_refused(limits_server):
     _assert_refused(*_send_huge_header(limits_server.port))
-    _assert_still_serving(limits_server)
+    assert_still_serving(limits_server)
 
 
 def test_a_huge_header_line_is_refused_under_h11():

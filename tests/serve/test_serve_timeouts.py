@@ -16,12 +16,11 @@ import socket
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from serve_fakes import FAKE_MODEL
 from serve_process import SERVE_TESTS_DIR, ServerProcess
 from test_serve_hardening import _exchange, _raw_request
-from test_serve_http import PNG, expected, post
+from test_serve_http import assert_still_serving
 
 from boxtune.cli import build_parser
 from boxtune.serve.config import (
@@ -162,13 +161,6 @@ def _assert_408(answer: bytes, reason: str, option: str) -> None:
     assert option in error["hint"]
 
 
-def _assert_still_serving(server: ServerProcess) -> None:
-    assert httpx.get(f"{server.url}/ping", timeout=5).status_code == 200
-    response = post(server, PNG)
-    assert response.status_code == 200, response.text
-    assert response.json() == expected(PNG)
-
-
 # -- the deadlines ----------------------------------------------------------------------------
 
 
@@ -178,7 +170,7 @@ def test_slow_header_clients_get_a_408_and_are_cut_off(timeouts_server):
     _assert_cut_off(results, HEADER_TIMEOUT_S, limit)
     for _, answer in results:
         _assert_408(answer, "header_timeout", "--header-timeout-s")
-    _assert_still_serving(timeouts_server)
+    assert_still_serving(timeouts_server)
 
 
 def test_slow_body_clients_get_a_408_and_are_cut_off(timeouts_server):
@@ -191,7 +183,7 @@ def test_slow_body_clients_get_a_408_and_are_cut_off(timeouts_server):
     _assert_cut_off(results, BODY_TIMEOUT_S, limit)
     for _, answer in results:
         _assert_408(answer, "body_timeout", "--body-timeout-s")
-    _assert_still_serving(timeouts_server)  # the app did not hang on the bodies it waited for
+    assert_still_serving(timeouts_server)  # the app did not hang on the bodies it waited for
 
 
 def test_idle_new_connections_are_closed_after_the_header_timeout(timeouts_server):
@@ -199,7 +191,7 @@ def test_idle_new_connections_are_closed_after_the_header_timeout(timeouts_serve
     results = _run_clients(timeouts_server.port, IDLE_CONNECTIONS, b"", b"", limit)
     _assert_cut_off(results, HEADER_TIMEOUT_S, limit)
     assert {answer for _, answer in results} == {b""}  # no request, so no answer: just closed
-    _assert_still_serving(timeouts_server)
+    assert_still_serving(timeouts_server)
 
 
 def test_a_keep_alive_connection_outlives_the_header_timeout(timeouts_server):
@@ -238,7 +230,7 @@ def test_the_deadlines_reach_every_worker(tmp_path):
         _assert_cut_off(idle + slow, HEADER_TIMEOUT_S, limit)
         for _, answer in slow:
             _assert_408(answer, "header_timeout", "--header-timeout-s")
-        _assert_still_serving(server)
+        assert_still_serving(server)
 
 
 # -- the options ------------------------------------------------------------------------------
