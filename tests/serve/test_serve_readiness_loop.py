@@ -65,7 +65,7 @@ def test_requests_right_after_the_first_ping_200_all_succeed(real_artifact, work
                 if status != 200:
                     failures.append(f"run {run}: {status} {body}")
                 else:
-                    assert set(body) >= ANSWER_KEYS, body
+                    assert set(body) >= ANSWER_KEYS, f"run {run}: {body}"
             assert code == 0, f"run {run}: exit {code}\n{server.log()}"
             assert "Traceback" not in server.log(), server.log()
     assert not failures, f"{len(failures)} of {RUNS * burst} requests failed:\n" + "\n".join(
