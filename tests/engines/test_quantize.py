@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -26,13 +28,13 @@ from boxtune.model_ref import open_runner
 LABELS = LabelMap((1, 2, 3), ("circle", "square", "triangle"))
 
 
-def _artifact(directory, seed: int):
+def _artifact(directory, seed: int, spread: float = 40.0, shift: float = 4.0):
     """The default model with its class logits spread out (confident detections to compare)."""
     torch.manual_seed(seed)
     detector = get_engine("torch").create(get_spec(DEFAULT_MODEL_ID), LABELS)
     with torch.no_grad():
-        detector.net.head.class_tower.predict_pw.weight.mul_(40.0)
-        detector.net.head.class_tower.predict_pw.bias.add_(4.0)
+        detector.net.head.class_tower.predict_pw.weight.mul_(spread)
+        detector.net.head.class_tower.predict_pw.bias.add_(shift)
     return write_artifact(detector, directory / "model", model_id=DEFAULT_MODEL_ID)
 
 
@@ -69,6 +71,10 @@ def test_the_derived_artifact_holds_both_models_and_how_int8_was_made(artifact, 
     assert record["file"] == INT8_ONNX_FILE and record["calibration_images"] == 8
     assert record["check"]["confident_detections"] > 0
     assert record["check"]["agreement"] >= torch_quantize.MIN_AGREEMENT
+    assert (
+        record["check"]["int8_found_in_fp32"] >= 0.9 * record["check"]["int8_confident_detections"]
+    )
+    assert 0 < record["check"]["score_error_p999"] <= torch_quantize.MAX_SCORE_ERROR
     assert derived.model_id == original.model_id and derived.label_map == original.label_map
     assert (quantized / TARBALL_FILE).is_file()
     # the tarball is the same artifact: it loads and verifies on its own
@@ -164,3 +170,41 @@ def test_other_engines_say_they_have_no_int8_export(tmp_path):
 
     with pytest.raises(ModelError, match="has no int8 export"):
         FakeEngine().quantize_int8(None, [], tmp_path)
+
+
+def test_scores_that_moved_are_refused_when_nothing_is_confident(
+    calibration, tmp_path, monkeypatch
+):
+    # A new head scores every anchor about 0.01, so no detection is there to compare; an "int8"
+    # model whose scores all rose to about 0.17 (still below the confident 0.3) must not pass.
+    fresh = load_artifact(_artifact(tmp_path / "fresh", seed=0, spread=1.0, shift=0.0))
+    raised = load_artifact(_artifact(tmp_path / "raised", seed=0, spread=1.0, shift=3.0))
+
+    def raised_model(float_model, target, feeds):
+        shutil.copyfile(raised.file(ONNX_FILE), target)
+
+    monkeypatch.setattr(torch_quantize, "quantize_static_int8", raised_model)
+    with pytest.raises(ModelError, match=r"class scores differ .* by up to 0\.1[0-9]"):
+        torch_quantize.quantize_artifact(fresh, _images(calibration), tmp_path)
+    assert not (tmp_path / INT8_ONNX_FILE).exists()
+
+
+def test_the_cli_quantizes_without_torch(artifact, calibration, tmp_path):
+    # `python -m boxtune.cli export --quantize int8` with torch made unimportable: the int8
+    # export needs ONNX Runtime and numpy only (a serving image has no torch).
+    target = tmp_path / "model"
+    argv = ["boxtune", "export", "--model", str(artifact), "--quantize", "int8",
+            "--calibration-data", str(calibration), "--calibration-images", "4",
+            "--output", str(target)]  # fmt: skip
+    script = (
+        "import runpy, sys; sys.modules['torch'] = None; "
+        f"sys.argv = {argv!r}; runpy.run_module('boxtune.cli', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "calibrated on 4 images" in done.stdout
+    derived = load_artifact(target)
+    assert derived.manifest["quantization"]["calibration_images"] == 4
+    assert INT8_ONNX_FILE in derived.files

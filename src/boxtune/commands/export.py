@@ -116,6 +116,7 @@ def _quantize(args: argparse.Namespace) -> int:
         if check["confident_detections"]
         else "no confident detections on the calibration images to compare"
     )
+    found += f"; class scores within {check['score_error_p999']} (99.9th percentile)"
     print(
         f"wrote {args.output}: {artifact.model_id} with {quantized.name} "
         f"({size_mb:.1f} MB), "
