@@ -126,20 +126,22 @@ def main() -> None:
             with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
                 for index in range(args.concurrency):
                     pool.submit(client, index)
-                while (elapsed := time.monotonic() - started) < args.duration_s:
-                    time.sleep(min(args.sample_s, args.duration_s - elapsed))
-                    rss = tree_rss_mb(server.process.pid)
-                    with lock:
-                        done = sum(statuses.values())
-                    sample = {
-                        "t_s": round(time.monotonic() - started),
-                        "rss_mb": round(sum(rss.values()), 1),
-                        "rss_mb_per_process": [round(v, 1) for v in rss.values()],
-                        "requests": done,
-                    }
-                    samples.append(sample)
-                    print(json.dumps(sample), file=sys.stderr, flush=True)
-                stop.set()
+                try:
+                    while (elapsed := time.monotonic() - started) < args.duration_s:
+                        time.sleep(min(args.sample_s, args.duration_s - elapsed))
+                        rss = tree_rss_mb(server.process.pid)
+                        with lock:
+                            done = sum(statuses.values())
+                        sample = {
+                            "t_s": round(time.monotonic() - started),
+                            "rss_mb": round(sum(rss.values()), 1),
+                            "rss_mb_per_process": [round(v, 1) for v in rss.values()],
+                            "requests": done,
+                        }
+                        samples.append(sample)
+                        print(json.dumps(sample), file=sys.stderr, flush=True)
+                finally:  # before the pool waits for its clients: they stop on it
+                    stop.set()
         finally:
             stop.set()
             server.stop()
