@@ -20,7 +20,7 @@ from boxtune.engines.base import (
     check_create_arguments,
     framework_imports,
 )
-from boxtune.engines.torch import BACKENDS, INT8_BACKEND
+from boxtune.engines.torch import BACKENDS, INT8_BACKEND, fall_back_to_torch
 from boxtune.engines.torch.onnx_runner import INT8_ONNX_FILE, ONNX_FILE, OnnxRunner
 from boxtune.errors import HyperparameterError, ModelError
 from boxtune.labels import LabelMap
@@ -32,13 +32,6 @@ if TYPE_CHECKING:
 # model.onnx takes ONNX Runtime and numpy alone (the slim `boxtune[serve]` install). Imports
 # under _torch_imports() say how to install torch when it is missing.
 _torch_imports = partial(framework_imports, "torch", "torch")
-
-
-def _warn_torch_fallback(reason: str) -> None:
-    with _torch_imports():
-        from boxtune.engines.torch.runners import fall_back_to_torch
-
-    fall_back_to_torch(reason)
 
 
 def coco_label_map() -> LabelMap:
@@ -193,7 +186,7 @@ class TorchEngine(Engine):
             if onnx_path is not None:
                 return OnnxRunner(onnx_path, artifact.image_size, artifact.label_map)
             if backend is not None:
-                _warn_torch_fallback(f"{artifact.directory} has no {ONNX_FILE}")
+                fall_back_to_torch(f"{artifact.directory} has no {ONNX_FILE}")
         with _torch_imports():
             from boxtune.engines.torch.runners import TorchRunner
 
@@ -225,7 +218,7 @@ class TorchEngine(Engine):
             )
 
         if backend is not None and self.check_backend(backend) != "torch":
-            _warn_torch_fallback(f"{spec.model_id} has no ONNX export")
+            fall_back_to_torch(f"{spec.model_id} has no ONNX export")
         model = build_torchvision(spec.architecture, COCO_NUM_CLASSES, spec.image_size)
         load_coco_weights(model, resolve_weights(spec))
         net = TorchvisionNet(model, spec.architecture, spec.image_size, label_offset=0)

@@ -4,7 +4,6 @@ network; the ONNX Runtime runner, which needs no torch, is in ``onnx_runner.py``
 from __future__ import annotations
 
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,11 @@ from torch import nn
 
 from boxtune.detections import Detections
 from boxtune.engines.base import Runner
-from boxtune.engines.torch import BACKENDS, INT8_BACKEND
+from boxtune.engines.torch import BACKENDS, INT8_BACKEND, fall_back_to_torch
 from boxtune.engines.torch.efficientdet import EfficientDetLite
 from boxtune.engines.torch.onnx_export import export_onnx
 from boxtune.engines.torch.onnx_runner import ONNX_FILE, ImageRunner, OnnxRunner
-from boxtune.errors import BoxtuneWarning, ModelError
+from boxtune.errors import ModelError
 from boxtune.labels import LabelMap
 
 
@@ -33,10 +32,6 @@ class TorchRunner(ImageRunner):
         device = next(self.net.parameters()).device
         with torch.inference_mode():
             return self.net.detect(torch.from_numpy(batch).to(device))
-
-
-def fall_back_to_torch(reason: str) -> None:
-    warnings.warn(f"{reason}; serving with the torch backend", BoxtuneWarning, stacklevel=3)
 
 
 def make_runner(net: nn.Module, label_map: LabelMap, backend: str | None) -> Runner:
