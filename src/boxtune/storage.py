@@ -2,6 +2,11 @@
 
 S3 endpoints: ``BOXTUNE_S3_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL``) selects any S3-compatible
 server; credentials and region come from the standard AWS variables.
+
+The bucket ``boxtune-local`` is a folder on this machine (``BOXTUNE_LOCAL_BUCKET_DIR``, default
+``BOXTUNE_HOME/local-bucket``): it is the SDK's ``Session().default_bucket()`` unless
+``BOXTUNE_DEFAULT_BUCKET`` names a real one, so notebook code that writes its outputs under
+``s3://<default bucket>/...`` works without any S3 server. Every function here maps it.
 """
 
 from __future__ import annotations
@@ -28,13 +33,37 @@ _CREDENTIALS_HINT = (
 )
 
 
+LOCAL_BUCKET = "boxtune-local"
+LOCAL_BUCKET_DIR_ENV = "BOXTUNE_LOCAL_BUCKET_DIR"
+DEFAULT_BUCKET_ENV = "BOXTUNE_DEFAULT_BUCKET"
+
+
+def default_bucket() -> str:
+    """``BOXTUNE_DEFAULT_BUCKET`` (an existing bucket on the S3 server), else the local one."""
+    return os.environ.get(DEFAULT_BUCKET_ENV) or LOCAL_BUCKET
+
+
+def local_bucket_root() -> Path:
+    configured = os.environ.get(LOCAL_BUCKET_DIR_ENV)
+    return Path(configured).expanduser() if configured else boxtune_home() / "local-bucket"
+
+
 def is_remote(location: str | os.PathLike) -> bool:
+    """A URI (``s3://``, ``gs://``, ...; ``s3://boxtune-local/...`` too: callers treat it like
+    any URI and this module maps it to its folder); not a path or a ``file://`` URI."""
     return "://" in str(location) and not str(location).startswith("file://")
 
 
 def _strip_file_scheme(location: str | os.PathLike) -> str:
+    """``location`` as this module reads it: ``file://`` dropped, the local bucket mapped."""
     location = str(location)
-    return location[len("file://") :] if location.startswith("file://") else location
+    if location.startswith("file://"):
+        return location[len("file://") :]
+    local = f"s3://{LOCAL_BUCKET}"
+    if location == local or location.startswith(local + "/"):
+        key = location[len(local) :].strip("/")
+        return str(local_bucket_root() / key) if key else str(local_bucket_root())
+    return location
 
 
 def join(base: str | os.PathLike, *parts: str) -> str:
@@ -69,6 +98,7 @@ def filesystem(uri: str):
     """The fsspec filesystem for ``uri`` and the path inside it."""
     import fsspec
 
+    uri = _strip_file_scheme(uri)
     fs, path = fsspec.core.url_to_fs(uri, **_storage_options(uri))
     return fs, path
 
@@ -503,3 +533,37 @@ def write_bytes(location: str | os.PathLike, data: bytes) -> None:
 
 def write_text(location: str | os.PathLike, text: str) -> None:
     write_bytes(location, text.encode("utf-8"))
+
+
+def list_files(location: str | os.PathLike) -> list[str]:
+    """The files under ``location`` (a file itself, or everything below a prefix), sorted URIs
+    (paths for local locations)."""
+    resolved = _strip_file_scheme(location)
+    if not is_remote(resolved):
+        root = Path(resolved).expanduser()
+        if root.is_file():
+            return [str(location)]
+        found = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+        return [join(str(location), str(p.relative_to(root))) for p in found]
+    fs, path = filesystem(resolved)
+    try:
+        names = sorted(fs.find(path))
+    except Exception as exc:
+        raise _remote_error(resolved, exc, "list", fs) from exc
+    scheme = resolved.split("://", 1)[0]
+    return [f"{scheme}://{name}" for name in names]
+
+
+def download(location: str | os.PathLike, directory: Path) -> list[Path]:
+    """Copy the files under ``location`` into ``directory`` (relative paths kept)."""
+    root = local_copy(location)
+    directory = Path(directory).expanduser()
+    if root.is_file():
+        _copy_file_atomically(root, directory / root.name)
+        return [directory / root.name]
+    copied = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        target = directory / path.relative_to(root)
+        _copy_file_atomically(path, target)
+        copied.append(target)
+    return copied

@@ -14,10 +14,10 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from boxtune import storage
+from boxtune import fileio, storage
 from boxtune.errors import BoxtuneError
 from boxtune.jobs import logs, processes
 from boxtune.jobs.store import (
@@ -34,6 +34,7 @@ from boxtune.paths import boxtune_home
 
 TRAIN_OUTPUT_DIR = "train-output"
 LOG_FILE = "job.log"
+METRIC_DEFINITIONS_FILE = "metric_definitions.json"
 # A job registered but never picked up by a supervisor (the submitter died in between).
 NEVER_STARTED_AFTER_S = 60.0
 
@@ -69,12 +70,15 @@ def submit_job(
     output_path: str | None = None,
     source: str = "sdk",
     env: Mapping[str, str] | None = None,
+    metric_definitions: Sequence[Mapping[str, str]] | None = None,
     registry: Registry | None = None,
 ) -> JobRecord:
     """Register a job running ``command`` and start its supervisor; returns the queued record.
 
     With ``output_path``, the supervisor publishes the model directory found under the job's
     ``train-output/`` to ``<output_path>/<name>/output/`` once the command succeeds.
+    ``metric_definitions`` (the platform's ``[{"Name": ..., "Regex": ...}]`` over the log) are
+    kept with the job for ``TrainingJobAnalytics`` and tuning.
     """
     registry = registry or Registry()
     name = validate_name(name) if name else registry.claim_name(base_name)
@@ -102,8 +106,21 @@ def submit_job(
     registry.insert_job(job)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "command.json").write_text(json.dumps(job.command, indent=2) + "\n")
+    if metric_definitions:
+        definitions = [{"Name": d["Name"], "Regex": d["Regex"]} for d in metric_definitions]
+        fileio.atomic_write_bytes(
+            work_dir / METRIC_DEFINITIONS_FILE, json.dumps(definitions, indent=1).encode()
+        )
     _start_supervisor(job, registry, env)
     return registry.get_job(name) or job
+
+
+def read_metric_definitions(job: JobRecord) -> list[dict[str, str]]:
+    """The metric definitions the job was submitted with (none: an empty list)."""
+    try:
+        return json.loads((Path(job.work_dir) / METRIC_DEFINITIONS_FILE).read_text("utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
 
 
 def _start_supervisor(
@@ -153,6 +170,7 @@ def submit_training_job(
     name: str | None = None,
     base_name: str | None = None,
     source: str = "sdk",
+    metric_definitions: Sequence[Mapping[str, str]] | None = None,
     registry: Registry | None = None,
 ) -> JobRecord:
     """Fine-tune ``model_id`` (or continue from the artifact ``base_model``) as a job."""
@@ -187,6 +205,7 @@ def submit_training_job(
         inputs=inputs,
         output_path=output_path,
         source=source,
+        metric_definitions=metric_definitions,
         registry=registry,
     )
 

@@ -82,6 +82,14 @@ def normalize_inputs(inputs: Any) -> dict[str, str]:
     return channels
 
 
+def _checked_metric_definitions(definitions: Any) -> list[dict[str, str]]:
+    from boxtune.sdk.metrics import compile_definitions
+
+    checked = [dict(d) for d in definitions or []]
+    compile_definitions(checked, where="Estimator(metric_definitions=...)")
+    return checked
+
+
 class TrainingJob:
     """The managed SDK's ``estimator.latest_training_job``: a handle on a registered job."""
 
@@ -168,6 +176,7 @@ class Estimator:
         entry_point: str | None = None,
         sagemaker_session: Any = None,
         max_run: int | None = None,
+        metric_definitions: list[dict[str, str]] | None = None,
         **platform: Any,
     ):
         from boxtune.sdk.uris import model_id_from_uri
@@ -212,6 +221,8 @@ class Estimator:
         self.output_path = output_path or default_output_path()
         self.base_job_name = base_job_name
         self.instance_count = 1
+        # Regexes over the job's log (``TrainingJobAnalytics``, tuning objectives).
+        self.metric_definitions = _checked_metric_definitions(metric_definitions)
         self.latest_training_job: TrainingJob | None = None
 
     # -- the managed SDK's accessors --------------------------------------------------------------
@@ -286,6 +297,7 @@ class Estimator:
             output_path=self.output_path,
             name=job_name,
             base_name=self.base_job_name or self.model_id or "boxtune-incremental",
+            metric_definitions=self.metric_definitions,
         )
         self.latest_training_job = TrainingJob(job.name)
         _log.info(
@@ -308,7 +320,7 @@ class Estimator:
         cls, training_job_name: str, sagemaker_session: Any = None, wait: bool = True
     ) -> Estimator:
         """An Estimator for an existing job (waits for it to end, as the managed SDK does)."""
-        from boxtune.jobs import get_job
+        from boxtune.jobs import get_job, read_metric_definitions
 
         ignore_platform_arguments("Estimator.attach", {"sagemaker_session": sagemaker_session})
         job = get_job(training_job_name)
@@ -320,6 +332,7 @@ class Estimator:
         estimator.output_path = job.output_path or default_output_path()
         estimator.base_job_name = None
         estimator.instance_count = 1
+        estimator.metric_definitions = read_metric_definitions(job)
         estimator.latest_training_job = TrainingJob(job.name)
         if wait and job.is_active:
             _wait(job.name, logs=False)

@@ -3,8 +3,10 @@
 
 A filter is ``None`` (everything), a substring of the model id, an expression
 ``"<field> <op> <value>"`` with ``==``, ``!=``, ``in``, ``not in``, ``contains``, ``>=``... over
-the fields of a catalog entry (``task`` is always ``od``; ``framework`` is the engine), several
-expressions joined by `` and ``, or a callable taking the entry as a dict.
+the fields of a catalog entry (``task`` and ``framework`` as the platform names them:
+``tensorflow-od1-...`` is task ``od1``, framework ``tensorflow``; ``engine`` is boxtune's
+engine), several expressions joined by `` and ``, or a callable taking the entry as a dict
+(``boxtune.sagemaker.jumpstart.filters.And``/``Or`` are such callables).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ _ORDER = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.
 
 def _entry(spec) -> dict[str, Any]:
     data = spec.to_json()
-    data["task"] = "od"
-    data["framework"] = spec.engine
+    framework, task = [*spec.model_id.split("-"), "", ""][:2]
+    data["task"] = task  # od1: fine-tunable; od: inference only
+    data["framework"] = framework
+    data["training_supported"] = True
     data["model_type"] = "open_weights"
     return data
 
@@ -45,7 +49,8 @@ def _as_text(value: Any) -> str:
     return str(value).lower()
 
 
-def _compile(expression: str) -> Callable[[dict], bool]:
+def compile_filter(expression: str) -> Callable[[dict], bool]:
+    """A test of catalog entries for a filter expression (see the module's docstring)."""
     clauses = re.split(r"\s+and\s+", expression.strip(), flags=re.IGNORECASE)
     tests = []
     for clause in clauses:
@@ -99,6 +104,6 @@ def list_models(
     elif callable(filter):
         keep = [entry for entry in entries if filter(entry)]
     else:
-        test = _compile(str(filter))
+        test = compile_filter(str(filter))
         keep = [entry for entry in entries if test(entry)]
     return sorted(entry["model_id"] for entry in keep)

@@ -28,6 +28,14 @@ DEFAULT_ACCEPT = "application/json"
 DEFAULT_TIMEOUT_S = 120.0
 
 
+class EndpointError(BoxtuneError):
+    """The endpoint answered an error (``status``), or could not be reached (``status`` None)."""
+
+    def __init__(self, message: str, *, status: int | None, where=None, hint=None):
+        super().__init__(message, where=where, hint=hint)
+        self.status = status
+
+
 class JSONResponse(bytes):
     """An endpoint's JSON answer: the raw bytes (as the managed SDK returns them, so
     ``json.loads(response)`` works) that also reads like the parsed dict
@@ -196,7 +204,16 @@ class Predictor:
         content_type = args.pop("ContentType", None) or content_type or IMAGE_CONTENT_TYPE
         if self.serializer is not None and not isinstance(data, bytes | bytearray):
             data = self.serializer.serialize(data)
-        body = _image_bytes(data)
+        payload, answer_type = self.invoke(_image_bytes(data), content_type, accept)
+        if self.deserializer is not None:
+            return self.deserializer.deserialize(io.BytesIO(payload), answer_type)
+        if "json" in answer_type:
+            return JSONResponse(payload)
+        return payload
+
+    def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        """POST ``body`` to ``/invocations``: the answer's bytes and Content-Type. An error
+        answer raises :class:`EndpointError` with its status and message."""
         request = urllib.request.Request(
             f"{self.url}/invocations",
             data=body,
@@ -205,25 +222,21 @@ class Predictor:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
-                answer_type = response.headers.get("Content-Type", "")
+                return response.read(), response.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
-            raise BoxtuneError(
+            raise EndpointError(
                 f"endpoint {self.endpoint_name!r} answered {exc.code}: "
                 f"{_error_message(exc.read())}",
+                status=exc.code,
                 where=f"{self.url}/invocations",
                 hint="check the request's ContentType/Accept and the image",
             ) from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise BoxtuneError(
+            raise EndpointError(
                 f"cannot reach endpoint {self.endpoint_name!r} at {self.url}: {exc}",
+                status=None,
                 hint="is it running? `boxtune endpoints list`",
             ) from exc
-        if self.deserializer is not None:
-            return self.deserializer.deserialize(io.BytesIO(payload), answer_type)
-        if "json" in answer_type:
-            return JSONResponse(payload)
-        return payload
 
     def delete_endpoint(self, delete_endpoint_config: bool = True) -> None:
         """Stop the endpoint's server (a URL endpoint is not ours to stop)."""

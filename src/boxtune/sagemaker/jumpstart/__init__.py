@@ -1,0 +1,1 @@
+"""``sagemaker.jumpstart``: JumpStartEstimator / JumpStartModel, the model listing and filters."""
