@@ -243,8 +243,9 @@ def test_describe_and_analytics_read_the_jobs_log(tmp_path):
     final = {m["MetricName"]: m["Value"] for m in description["FinalMetricDataList"]}
     assert final == {"val_localization_loss": 0.4, "train_loss": 0.7}
     frame = sagemaker.TrainingJobAnalytics(job.name).dataframe()
-    assert list(frame["metric_name"]) == ["train_loss", "val_localization_loss"] * 2
-    assert list(frame["value"]) == [0.9, 0.5, 0.7, 0.4]
+    # One metric after the other (as the SDK appends them), each in epoch order.
+    assert list(frame["metric_name"]) == ["val_localization_loss"] * 2 + ["train_loss"] * 2
+    assert list(frame["value"]) == [0.5, 0.4, 0.9, 0.7]
     only = sagemaker.TrainingJobAnalytics(job.name, metric_names=["train_loss"]).dataframe()
     assert list(only["value"]) == [0.9, 0.7]
     with pytest.raises(Exception, match="no metric named nope"):

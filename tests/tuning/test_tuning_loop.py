@@ -5,6 +5,7 @@ outcome of every trial is known in advance. A few seconds per test."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -24,6 +25,9 @@ from boxtune.tuning import (
 )
 
 LOCALIZATION = Objective("validation:localization_loss", "minimize", r"Val_localization=([0-9\.]+)")
+
+
+TEXT = {"capture_output": True, "text": True, "check": True}
 
 
 def spec_for(tmp_path, name: str, **changes) -> TuningSpec:
@@ -152,8 +156,6 @@ def test_metrics_jsonl_objective_and_parallel_slots(tmp_path, fake_submit):
     assert [t.state for t in result.trials] == ["Completed"] * 4
     for trial in result.trials:
         lr = float(trial.hyperparameters["learning_rate"])
-        import math
-
         expected = 1 / (1 + abs(math.log10(lr) + 2) + 1 / 4)
         assert trial.objective_value == pytest.approx(expected, rel=1e-6)  # unrounded
         assert jobs.get_job(trial.job_name).hyperparameters == trial.hyperparameters
@@ -193,3 +195,42 @@ def test_another_process_reads_the_tuning_job(tmp_path, fake_submit, boxtune_hom
     assert seen == json.loads(json.dumps(result.to_json()))
     assert seen["storage_url"] == f"sqlite:///{boxtune_home / 'tuning.db'}"
     assert [t["state"] for t in seen["trials"]] == ["Completed", "Completed"]
+
+
+def test_an_interruption_while_a_job_is_submitted_leaves_no_trial_running(tmp_path, fake_submit):
+    def submit(spec, job_name, hyperparameters):
+        if job_name.startswith("half-002-"):
+            raise KeyboardInterrupt  # Ctrl-C before the second job was registered
+        return fake_submit(spec, job_name, {**hyperparameters, "epochs": "200"})
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tuning(spec_for(tmp_path, "half", max_jobs=3), submit=submit)
+    result = load_tuning("half")
+    assert result.status == "Stopped"
+    assert [t.state for t in result.trials] == ["Stopped", "Stopped"]
+    assert "before its job started" in result.trials[1].failure_reason
+    assert jobs.get_job(result.trials[0].job_name).status == "stopped"
+    assert [j.name for j in jobs.list_jobs()] == [result.trials[0].job_name]
+
+
+def test_a_tuning_job_whose_driver_died_shows_failed_and_stops(tmp_path, fake_submit):
+    from boxtune.tuning import stop_tuning
+    from boxtune.tuning import study as st
+    from boxtune.tuning.api import prepare
+
+    checked, study = prepare(spec_for(tmp_path, "orphan", hyperparameters={"epochs": "200"}))
+    trial = study.ask()
+    job = fake_submit(checked.spec, "orphan-001-00000000", {"epochs": "200"})
+    trial.set_user_attr(st.JOB_NAME, job.name)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **TEXT)
+    study.set_user_attr(st.DRIVER, {"pid": int(gone.stdout), "host": st.this_host()})
+
+    shown = load_tuning("orphan")
+    assert shown.status == "Failed"
+    assert "the tuning driver (pid " in shown.failure_reason
+    assert "ended without recording a result" in shown.failure_reason
+    stop_tuning("orphan")
+    result = load_tuning("orphan")
+    assert result.status == "Stopped"
+    assert [t.state for t in result.trials] == ["Stopped"]
+    assert jobs.get_job(job.name).status == "stopped"

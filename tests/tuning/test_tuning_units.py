@@ -455,3 +455,22 @@ def test_spec_json_round_trip(tmp_path):
     path = tmp_path / "spec.json"
     spec.write(path)
     assert TuningSpec.read(path) == spec
+
+
+def test_trial_jobs_keep_the_metric_definitions_and_the_objective_regex(tmp_path):
+    from boxtune.tuning.runner import trial_metric_definitions
+
+    definitions = [{"Name": "validation:mAP", "Regex": r"Val_mAP=([0-9\.]+)"}]
+    regex = r"Val_localization=([0-9\.]+)"
+    spec = make_spec(
+        tmp_path,
+        objective=Objective("validation:localization_loss", "minimize", regex),
+        metric_definitions=definitions,
+    )
+    assert trial_metric_definitions(spec) == [
+        *definitions,
+        {"Name": "validation:localization_loss", "Regex": regex},
+    ]
+    assert trial_metric_definitions(make_spec(tmp_path, metric_definitions=definitions)) == (
+        definitions
+    )

@@ -76,17 +76,14 @@ class TrainingJobAnalytics:
                 )
             definitions = [d for d in definitions if d["Name"] in self._metric_names]
         ends = _epoch_end_seconds(job.metrics)
-        rows = []
-        for point in metric_points(read_log(job), definitions):
-            epoch = point.epoch if point.epoch is not None else point.index
-            rows.append(
-                {
-                    "timestamp": ends.get(epoch, float(epoch)),
-                    "metric_name": point.name,
-                    "value": point.value,
-                }
-            )
-        return rows
+        return [
+            {
+                "timestamp": ends.get(point.epoch, float(point.epoch)),
+                "metric_name": point.name,
+                "value": point.value,
+            }
+            for point in metric_points(read_log(job), definitions)
+        ]
 
     def dataframe(self, force_refresh: bool = False):
         if force_refresh or self._dataframe is None:

@@ -4,21 +4,23 @@ applies them to the container's output: each match is one data point, its first 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from boxtune.errors import BoxtuneError
 
-_EPOCH = re.compile(r"\[Epoch (\d+)\]")
+# A log line of the trainer names its epoch: "[Epoch 3], Val_localization=0.12, ...".
+_EPOCH_MARK = re.compile(r"\[Epoch (\d+)\]")
+_LINE_BREAK = re.compile(r"[\r\n]+")
 
 
 @dataclass(frozen=True)
 class MetricPoint:
     name: str
     value: float
-    epoch: int | None  # the ``[Epoch N]`` of the line, when it has one
-    index: int  # the match's position among this metric's matches
+    epoch: int  # the line's ``[Epoch N]``, else the match's position
 
 
 def compile_definitions(
@@ -45,23 +47,44 @@ def compile_definitions(
     return compiled
 
 
+def values_from_log(text: str, regex: str) -> list[tuple[int, float]]:
+    """``(epoch, value)`` per match of ``regex`` in a job's log, in log order.
+
+    Lines that carry the trainer's ``[Epoch N]`` mark give their epoch; when any such line
+    matches, only those count (a progress bar's ``loss=`` in between is not an epoch's value).
+    Otherwise every match is the next epoch, as the platform counts them.
+    """
+    pattern = re.compile(regex)
+    marked: list[tuple[int, float]] = []
+    plain: list[float] = []
+    for segment in _LINE_BREAK.split(text):
+        found = [_number(m) for m in pattern.finditer(segment)]
+        found = [v for v in found if v is not None]
+        if not found:
+            continue
+        mark = _EPOCH_MARK.search(segment)
+        if mark:
+            marked.append((int(mark.group(1)), found[-1]))
+        plain.extend(found)
+    if marked:
+        return marked
+    return list(enumerate(plain))
+
+
+def _number(match: re.Match[str]) -> float | None:
+    try:
+        value = float(match.group(1))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def metric_points(
     log_text: str, definitions: Iterable[Mapping[str, str]], where: str = "metric_definitions"
 ) -> list[MetricPoint]:
-    """Every match of every definition, line by line in log order."""
-    compiled = compile_definitions(definitions, where)
-    counts = {name: 0 for name, _ in compiled}
-    points = []
-    for line in log_text.splitlines():
-        epoch_match = _EPOCH.search(line)
-        epoch = int(epoch_match.group(1)) if epoch_match else None
-        for name, pattern in compiled:
-            for match in pattern.finditer(line):
-                raw = match.group(1) if pattern.groups else match.group(0)
-                try:
-                    value = float(raw.rstrip("."))
-                except ValueError:
-                    continue  # the platform drops values that are not numbers, too
-                points.append(MetricPoint(name, value, epoch, counts[name]))
-                counts[name] += 1
-    return points
+    """Every definition's values (see :func:`values_from_log`), definition by definition."""
+    return [
+        MetricPoint(name, value, epoch)
+        for name, pattern in compile_definitions(definitions, where)
+        for epoch, value in values_from_log(log_text, pattern.pattern)
+    ]

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from boxtune.errors import BoxtuneError
+from boxtune.sdk.metrics import values_from_log
+
+__all__ = ["values_from_log"]  # re-exported: the objective's reading of a log
 
 DIRECTIONS = ("minimize", "maximize")
 
@@ -44,10 +47,6 @@ METRIC_KEYS: dict[str, str] = {
     "localization": "minimize",
     "classification": "minimize",
 }
-
-# A log line of the trainer names its epoch: "[Epoch 3], Val_localization=0.12, ...".
-_EPOCH_MARK = re.compile(r"\[Epoch (\d+)\]")
-_LINE_BREAK = re.compile(r"[\r\n]+")
 
 
 @dataclass(frozen=True)
@@ -154,38 +153,6 @@ def resolve(
         hint=f"use one of {', '.join(known)}, or give a regex over the job's log "
         r"(objective regex / metric_definitions; CLI: --metric-regex 'Val_mAP=([0-9\.]+)')",
     )
-
-
-def values_from_log(text: str, regex: str) -> list[tuple[int, float]]:
-    """``(epoch, value)`` per match of ``regex`` in a job's log, in log order.
-
-    Lines that carry the trainer's ``[Epoch N]`` mark give their epoch; when any such line
-    matches, only those count (a progress bar's ``loss=`` in between is not an epoch's value).
-    Otherwise every match is the next epoch, as the platform counts them.
-    """
-    pattern = re.compile(regex)
-    marked: list[tuple[int, float]] = []
-    plain: list[float] = []
-    for segment in _LINE_BREAK.split(text):
-        found = [_number(m) for m in pattern.finditer(segment)]
-        found = [v for v in found if v is not None]
-        if not found:
-            continue
-        mark = _EPOCH_MARK.search(segment)
-        if mark:
-            marked.append((int(mark.group(1)), found[-1]))
-        plain.extend(found)
-    if marked:
-        return marked
-    return list(enumerate(plain))
-
-
-def _number(match: re.Match[str]) -> float | None:
-    try:
-        value = float(match.group(1))
-    except (TypeError, ValueError, IndexError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def values_from_records(records: Iterable[Mapping], key: str) -> list[tuple[int, float]]:

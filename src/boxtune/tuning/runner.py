@@ -68,8 +68,18 @@ def submit_trial_job(spec: TuningSpec, job_name: str, hyperparameters: dict[str,
             output_path=spec.output_path,
             name=job_name,
             source="tuning",
-            metric_definitions=spec.metric_definitions,
+            metric_definitions=trial_metric_definitions(spec),
         )
+
+
+def trial_metric_definitions(spec: TuningSpec) -> list[dict[str, str]]:
+    """What a trial's job keeps for analytics: the spec's metric definitions, and the
+    objective's regex under the objective's name."""
+    definitions = list(spec.metric_definitions)
+    objective = spec.objective
+    if objective.regex and all(d["Name"] != objective.name for d in definitions):
+        definitions.append({"Name": objective.name, "Regex": objective.regex})
+    return definitions
 
 
 def append_to_log(path: str | Path, line: str) -> None:
@@ -207,23 +217,27 @@ class Tuner:
             hyperparameters = {**self.spec.hyperparameters, **tuned}
             trial.set_user_attr(st.HYPERPARAMETERS, hyperparameters)
             baseline = bool(trial.user_attrs.get(st.BASELINE))
+            # Known as running before its job is submitted: an interruption in between still
+            # stops the job (or finds that there is none) and closes the trial.
+            run = _Running(trial, "", baseline)
+            self.running[trial.number] = run
             try:
-                job = self._submit(trial.number, hyperparameters)
+                job = self._submit(run, hyperparameters)
             except BoxtuneError as exc:
+                del self.running[trial.number]
                 self._tell_failed(trial, f"its training job did not start: {exc}")
                 self.log(f"trial {trial.number} failed to start: {exc}")
                 continue
-            trial.set_user_attr(st.JOB_NAME, job.name)
-            self.running[trial.number] = _Running(trial, job.name, baseline)
             shown = ", ".join(f"{k}={v}" for k, v in tuned.items())
             label = " (baseline: the defaults)" if baseline else ""
             self.log(f"trial {trial.number}{label} started: {shown} (job {job.name})")
 
-    def _submit(self, number: int, hyperparameters: dict[str, str]) -> JobRecord:
+    def _submit(self, run: _Running, hyperparameters: dict[str, str]) -> JobRecord:
         for attempt in range(3):
-            name = trial_job_name(self.spec.name, number)
+            run.job_name = trial_job_name(self.spec.name, run.trial.number)
+            run.trial.set_user_attr(st.JOB_NAME, run.job_name)
             try:
-                return self.submit(self.spec, name, hyperparameters)
+                return self.submit(self.spec, run.job_name, hyperparameters)
             except BoxtuneError as exc:  # a name taken by chance: draw another suffix
                 if "already exists" not in str(exc) or attempt == 2:
                     raise
@@ -292,13 +306,16 @@ class Tuner:
             for t in self.study.get_trials(deepcopy=False, states=states)
             if epoch in t.intermediate_values
         ]
-        best = f" (its best so far: {run.best:.4f})" if run.best != value else ""
+        # The median rule compares the trial's best value so far with the others' at this epoch.
+        if run.best is not None and run.best != value:
+            shown = f"its best {objective.name} so far, {run.best:.4f} (now {value:.4f}),"
+        else:
+            shown = f"{objective.name} = {value:.4f}"
         if not others:
-            return f"{objective.name} = {value:.4f}{best} is worse than the earlier trials"
+            return f"{shown} is worse than the earlier trials"
         return (
-            f"{objective.name} = {value:.4f}{best} is worse than the median "
-            f"{statistics.median(others):.4f} of {len(others)} completed "
-            f"trial{'s' if len(others) > 1 else ''} at this epoch"
+            f"{shown} is worse than the median {statistics.median(others):.4f} of "
+            f"{len(others)} completed trial{'s' if len(others) > 1 else ''} at this epoch"
         )
 
     def _record_metrics(self, run: _Running, job: JobRecord) -> None:
@@ -351,6 +368,9 @@ class Tuner:
     def _stop_all(self, reason: str) -> None:
         for number in list(self.running):
             run = self.running.pop(number)
+            if not run.job_name or Registry().get_job(run.job_name) is None:
+                self._tell_failed(run.trial, f"{reason} before its job started", stopped=True)
+                continue
             try:
                 job = jobs.stop_job(run.job_name)
             except BoxtuneError as exc:
@@ -362,3 +382,10 @@ class Tuner:
                 continue
             self._tell_failed(run.trial, reason, stopped=True)
             self.log(f"trial {number} stopped (job {run.job_name})")
+        # A trial asked for but interrupted before it was known as running.
+        states = self.optuna.trial.TrialState
+        storage = self.study._storage
+        for trial in self.study.get_trials(deepcopy=False, states=(states.RUNNING,)):
+            storage.set_trial_user_attr(trial._trial_id, st.TRIAL_STATE, "Stopped")
+            storage.set_trial_user_attr(trial._trial_id, st.TRIAL_REASON, reason)
+            self.study.tell(trial.number, state=states.FAIL, skip_if_finished=True)
