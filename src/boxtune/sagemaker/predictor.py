@@ -15,7 +15,7 @@ from typing import Any
 from boxtune.sagemaker.deserializers import BaseDeserializer, BytesDeserializer
 from boxtune.sagemaker.serializers import BaseSerializer, IdentitySerializer
 from boxtune.sdk.notices import ignore_platform_arguments
-from boxtune.sdk.predictor import EndpointError, _image_bytes
+from boxtune.sdk.predictor import EndpointError, image_bytes
 from boxtune.sdk.predictor import Predictor as _LocalPredictor
 
 _DEFAULT_SERIALIZER = IdentitySerializer()
@@ -99,7 +99,7 @@ class Predictor(_LocalPredictor):
         if isinstance(body, str):
             body = body.encode("utf-8")
         try:
-            payload, answer_type = self.invoke(_image_bytes(body), content_type, accept)
+            payload, answer_type = self.invoke(image_bytes(body), content_type, accept)
         except EndpointError as exc:
             raise model_error(exc) from exc
         return self.deserializer.deserialize(io.BytesIO(payload), answer_type)

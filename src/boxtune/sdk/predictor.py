@@ -77,7 +77,7 @@ class JSONResponse(bytes):
         return f"JSONResponse({self.json()!r})"
 
 
-def _image_bytes(data: Any) -> bytes:
+def image_bytes(data: Any) -> bytes:
     """Bytes as they are; a path is read; a PIL image or an HxWx3 uint8 array becomes PNG."""
     if isinstance(data, bytes | bytearray | memoryview):
         return bytes(data)
@@ -204,7 +204,7 @@ class Predictor:
         content_type = args.pop("ContentType", None) or content_type or IMAGE_CONTENT_TYPE
         if self.serializer is not None and not isinstance(data, bytes | bytearray):
             data = self.serializer.serialize(data)
-        payload, answer_type = self.invoke(_image_bytes(data), content_type, accept)
+        payload, answer_type = self.invoke(image_bytes(data), content_type, accept)
         if self.deserializer is not None:
             return self.deserializer.deserialize(io.BytesIO(payload), answer_type)
         if "json" in answer_type:

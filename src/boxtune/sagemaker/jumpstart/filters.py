@@ -56,7 +56,8 @@ class Identity(Operand):
 
 class Constant(Operand):
     def __init__(self, constant: BooleanValues | bool | str):
-        self.value = str(getattr(constant, "value", constant)).lower()
+        value = constant.value if isinstance(constant, BooleanValues) else str(constant)
+        self.value = value.lower()
 
     def __call__(self, entry: dict[str, Any]) -> bool:
         return self.value == BooleanValues.TRUE.value
