@@ -48,7 +48,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 
 test: $(STAMP) $(SDK_STAMP) browser lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) demo-output test-output .pytest_cache .ruff_cache
