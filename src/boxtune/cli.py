@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "tune",
     "cache",
     "sagemaker_api",
+    "ui",
     "demo",
 )
 

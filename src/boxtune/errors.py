@@ -39,7 +39,22 @@ class ModelError(BoxtuneError):
 
 
 class HyperparameterError(BoxtuneError):
-    """One or more hyperparameters are unknown or out of range."""
+    """One or more hyperparameters are unknown or out of range.
+
+    ``problems`` maps each offending name, as the caller spelled it, to what is wrong with its
+    value (a form shows each next to its field); the message lists them all.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        problems: dict[str, str] | None = None,
+    ):
+        self.problems = dict(problems or {})
+        super().__init__(message, where=where, hint=hint)
 
 
 class TrainingError(BoxtuneError):

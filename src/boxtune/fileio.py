@@ -25,10 +25,12 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -441,6 +443,92 @@ class SafeTar:
                     shutil.copyfileobj(source, out, _CHUNK)
             except _TAR_READ_ERRORS as exc:
                 raise ArchiveError("damaged", f"cannot read the archive ({exc})") from exc
+
+
+def _zip_entry_problem(info: zipfile.ZipInfo) -> str | None:
+    if info.flag_bits & 0x1:
+        return "encrypted"
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    # Only the file-type bits count: zipfile.writestr stores 0o600 with none set.
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return "not a regular file"
+    return unsafe_name_problem(info.filename.rstrip("/"))
+
+
+def _skipped_zip_entry(name: str) -> bool:
+    """Folders and what archivers add beside the files (``__MACOSX/``, ``.DS_Store``)."""
+    parts = name.rstrip("/").split("/")
+    return name.endswith("/") or parts[0] == "__MACOSX" or parts[-1].startswith(".")
+
+
+def extract_zip(
+    path: str | os.PathLike, destination: str | os.PathLike, limits: ArchiveLimits
+) -> list[str]:
+    """Extract the regular files of the zip at ``path`` into the folder ``destination`` after
+    checking every entry first (names that could escape, links, encryption, sizes against
+    ``limits`` and the free space); returns the names written. Archivers' side files
+    (``__MACOSX/``, hidden names) are left out. Raises :class:`ArchiveError`."""
+    root = Path(destination).resolve()
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ArchiveError("damaged", f"not a readable zip file ({exc})") from exc
+    with archive:
+        entries = archive.infolist()
+        if len(entries) > limits.max_members:
+            raise ArchiveError("limit", f"more than {limits.max_members} entries")
+        files = []
+        for info in entries:
+            if info.filename.startswith(("/", "\\")) or ".." in info.filename.split("/"):
+                raise ArchiveError("unsafe", f"entry {info.filename!r} would land outside it")
+            if _skipped_zip_entry(info.filename):
+                continue
+            problem = _zip_entry_problem(info)
+            if problem:
+                raise ArchiveError("unsafe", f"entry {info.filename!r} is {problem}")
+            if info.file_size > limits.max_member_bytes:
+                raise ArchiveError(
+                    "limit",
+                    f"entry {info.filename!r} is {human_bytes(info.file_size)}, over the limit "
+                    f"of {human_bytes(limits.max_member_bytes)} per file",
+                )
+            files.append(info)
+        total = sum(info.file_size for info in files)
+        if total > limits.max_total_bytes:
+            raise ArchiveError(
+                "limit",
+                f"the files add up to {human_bytes(total)} unpacked, over the limit of "
+                f"{human_bytes(limits.max_total_bytes)}",
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(root).free
+        if total > free:
+            raise ArchiveError(
+                "disk",
+                f"extracting needs {human_bytes(total)} but only {human_bytes(free)} is free",
+            )
+        for info in files:
+            target = root / info.filename
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:  # a file entry named so
+                raise ArchiveError(
+                    "unsafe", f"entry {info.filename!r} is inside a path that is a file"
+                ) from exc
+            if not target.resolve().is_relative_to(root):
+                raise ArchiveError("unsafe", f"entry {info.filename!r} would land outside it")
+            try:
+                # zipfile stops at the declared size and checks the CRC, so a header that
+                # lies about the size cannot write more than was checked above.
+                with archive.open(info) as source, open(target, "xb") as out:
+                    shutil.copyfileobj(source, out, _CHUNK)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise ArchiveError("damaged", f"cannot read {info.filename!r} ({exc})") from exc
+            except FileExistsError as exc:
+                raise ArchiveError("unsafe", f"entry {info.filename!r} appears twice") from exc
+        return [info.filename for info in files]
 
 
 # --- locks ---------------------------------------------------------------------------------

@@ -1,56 +1,26 @@
-"""Open the HTML report in headless Chromium: it loads, every image renders, no console errors.
-
-Needs /usr/bin/chromium (Debian package ``chromium``; ``make browser`` installs it). Without it
-the test is skipped, except under CI (``CI=true``), where a missing browser is a failure.
-"""
+"""Open the HTML report in headless Chromium: it loads, every image renders, no console errors
+(see ``tests/chromium.py`` for when the test is skipped)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
+from chromium import CHROMIUM, CHROMIUM_ARGS, PageProblems, require_chromium
 
 pytestmark = pytest.mark.browser
 
 
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = (
-        f"{CHROMIUM} is missing: install it with `apt-get install -y chromium` (or `make browser`)"
-    )
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI is set and {message}")
-    pytest.skip(message)
-
-
 def test_report_renders_in_headless_chromium(report_dir, test_output):
-    _require_chromium()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
-    console_errors: list[str] = []
-    page_errors: list[str] = []
-    failed_requests: list[str] = []
+    problems = PageProblems()
     screenshot = test_output / "evaluate-report.png"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on(
-                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
-            )
-            page.on("pageerror", lambda e: page_errors.append(str(e)))
-            page.on("requestfailed", lambda r: failed_requests.append(r.url[:80]))
+            problems.watch(page)
             response = page.goto((report_dir / "report.html").as_uri(), wait_until="load")
             assert response is not None and response.ok
             assert "evaluation report" in page.title()
@@ -66,7 +36,5 @@ def test_report_renders_in_headless_chromium(report_dir, test_output):
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    assert not console_errors, console_errors
-    assert not page_errors, page_errors
-    assert not failed_requests, failed_requests
+    problems.assert_none()
     assert screenshot.stat().st_size > 50_000

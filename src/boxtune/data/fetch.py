@@ -12,7 +12,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,19 +107,12 @@ def _cached_zip(url: str, expected: str | None, log: Log) -> Path:
 
 def _extract(zip_path: Path, into: Path) -> Path:
     try:
-        with zipfile.ZipFile(zip_path) as archive:
-            for member in archive.namelist():
-                resolved = (into / member).resolve()
-                if not resolved.is_relative_to(into.resolve()):
-                    raise DatasetError(
-                        f"zip member '{member}' would be written outside the target folder",
-                        where=str(zip_path),
-                        hint="this is not the original PennFudanPed.zip",
-                    )
-            archive.extractall(into)
-    except zipfile.BadZipFile as exc:
+        fileio.extract_zip(zip_path, into, fileio.ArchiveLimits.from_env())
+    except fileio.ArchiveError as exc:
         raise DatasetError(
-            f"not a valid zip file ({exc})", where=str(zip_path), hint="download the zip again"
+            f"cannot extract the zip: {exc}",
+            where=str(zip_path),
+            hint="download the zip again (this is not the original PennFudanPed.zip)",
         ) from exc
     root = find_pennfudan_root(into)
     if not (root / "PNGImages").is_dir():

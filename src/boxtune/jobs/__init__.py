@@ -8,6 +8,7 @@ Public API (the SDK and the CLI go through it)::
 """
 
 from boxtune.jobs.endpoints import (
+    check_startup,
     free_port,
     get_endpoint,
     list_endpoints,
@@ -54,6 +55,7 @@ __all__ = [
     "EndpointRecord",
     "JobRecord",
     "Registry",
+    "check_startup",
     "free_port",
     "get_endpoint",
     "get_job",

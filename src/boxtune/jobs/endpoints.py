@@ -33,7 +33,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     with socket.socket() as sock:
         try:
             sock.bind((host, port))
@@ -99,7 +99,7 @@ def start_endpoint(
     if port is None:
         port = free_port(host)
     else:
-        _check_port_free(host, port)
+        check_port_free(host, port)
     log_path = boxtune_home() / "endpoints" / name / "endpoint.log"
     if log_path.exists():  # a stopped endpoint's name reused: keep its log apart
         log_path.replace(log_path.with_suffix(f".{int(time.time())}.log"))
@@ -138,13 +138,33 @@ def start_endpoint(
     return wait_until_ready(name, timeout=timeout, registry=registry)
 
 
+def check_startup(name: str, registry: Registry | None = None) -> EndpointRecord:
+    """One look at a starting endpoint, without waiting: ``/ping`` answers 200 → running; the
+    model failed to load → stopped and failed (the server would answer 503 forever)."""
+    registry = registry or Registry()
+    endpoint = get_endpoint(name, registry)
+    if endpoint.status != STARTING:
+        return endpoint
+    ready, load_error = probe(endpoint.url)
+    if ready:
+        registry.update_endpoint(
+            name, when_status=(STARTING,), status=RUNNING, started_at=time.time()
+        )
+    elif load_error:
+        processes.terminate(endpoint.pid, endpoint.pid_started, grace_s=5.0)
+        registry.update_endpoint(
+            name, status=FAILED, ended_at=time.time(), failure_reason=load_error
+        )
+    return get_endpoint(name, registry)
+
+
 def wait_until_ready(
     name: str, timeout: float = DEFAULT_START_TIMEOUT_S, registry: Registry | None = None
 ) -> EndpointRecord:
     registry = registry or Registry()
     deadline = time.monotonic() + timeout
     while True:
-        endpoint = get_endpoint(name, registry)
+        endpoint = check_startup(name, registry)
         if endpoint.status == RUNNING:
             return endpoint
         if endpoint.status != STARTING:
@@ -152,18 +172,6 @@ def wait_until_ready(
                 f"endpoint {name!r} did not start: {endpoint.failure_reason}",
                 hint=f"full log: {endpoint.log_path}",
             )
-        ready, load_error = probe(endpoint.url)
-        if ready:
-            registry.update_endpoint(
-                name, when_status=(STARTING,), status=RUNNING, started_at=time.time()
-            )
-            continue
-        if load_error:  # the server stays up answering 503; nothing will change: stop it
-            processes.terminate(endpoint.pid, endpoint.pid_started, grace_s=5.0)
-            registry.update_endpoint(
-                name, status=FAILED, ended_at=time.time(), failure_reason=load_error
-            )
-            continue
         if time.monotonic() > deadline:
             stop_endpoint(name, registry=registry)
             registry.update_endpoint(

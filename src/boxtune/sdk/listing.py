@@ -25,7 +25,8 @@ _EXPRESSION = re.compile(
 _ORDER = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
-def _entry(spec) -> dict[str, Any]:
+def catalog_entry(spec) -> dict[str, Any]:
+    """A catalog record as the platform lists it (task, framework) plus boxtune's facts."""
     data = spec.to_json()
     framework, task = [*spec.model_id.split("-"), "", ""][:2]
     data["task"] = task  # od1: fine-tunable; od: inference only
@@ -98,7 +99,7 @@ def list_models(
     from boxtune.sdk.notices import ignore_platform_arguments
 
     ignore_platform_arguments("list_models", platform)
-    entries = [_entry(spec) for spec in list_specs()]
+    entries = [catalog_entry(spec) for spec in list_specs()]
     if filter is None:
         keep = entries
     elif callable(filter):

@@ -319,9 +319,11 @@ class _Problems:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.by_name: dict[str, str] = {}
 
     def add(self, name: str, value: Any, message: str) -> None:
         self.lines.append(f"  - {name}={value!r}: {message}")
+        self.by_name.setdefault(name, f"{name}={value!r}: {message}")
 
     def raise_if_any(self, source: str) -> None:
         if self.lines:
@@ -332,6 +334,7 @@ class _Problems:
                 where=source,
                 hint="`boxtune hyperparameters MODEL_ID` prints every name with its default; "
                 'values may be strings ("True", "0.001") or numbers',
+                problems=self.by_name,
             )
 
 
