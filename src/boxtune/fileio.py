@@ -458,9 +458,11 @@ def _zip_entry_problem(info: zipfile.ZipInfo) -> str | None:
 
 
 def _skipped_zip_entry(name: str) -> bool:
-    """Folders and what archivers add beside the files (``__MACOSX/``, ``.DS_Store``)."""
+    """Folders and what archivers and tools add beside the files (``__MACOSX/``,
+    ``.DS_Store``, ``.git/``, ``.ipynb_checkpoints/``)."""
     parts = name.rstrip("/").split("/")
-    return name.endswith("/") or parts[0] == "__MACOSX" or parts[-1].startswith(".")
+    hidden = any(part.startswith(".") and part not in (".", "..") for part in parts)
+    return name.endswith("/") or parts[0] == "__MACOSX" or hidden
 
 
 def extract_zip(

@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,7 +107,10 @@ ENGINES = {
 }
 
 
-@pytest.fixture(params=sorted(ENGINES))
+# Module-scoped so that pytest runs one engine's tests together, and ``trained`` is built once
+# per engine: a TensorFlow detector's first train step traces for tens of seconds, its export
+# (SavedModel + ONNX) for about as long again.
+@pytest.fixture(scope="module", params=sorted(ENGINES))
 def case(request) -> EngineUnderTest:
     return ENGINES[request.param]
 
@@ -114,6 +118,51 @@ def case(request) -> EngineUnderTest:
 @pytest.fixture
 def engine(case) -> Engine:
     return case.make_engine()
+
+
+@dataclass
+class Trained:
+    """One detector per engine, trained for two steps and exported, with what the tests check
+    recorded on the way. Tests may read ``detector`` but must not change it: one that trains
+    or edits weights works on a ``copy.deepcopy`` of it (or a detector of its own)."""
+
+    detector: Detector
+    before_first_step: State
+    first_step_losses: dict[str, float]
+    after_first_step: State
+    twin_at_copy: State  # copy.deepcopy(detector) after the first step...
+    twin_at_end: State  # ...and the same twin once the detector has trained another step
+    weights: State  # the detector's, after both steps; what the artifact holds
+    artifact: Path
+
+
+@pytest.fixture(scope="module")
+def trained(case, tmp_path_factory) -> Trained:
+    with pytest.MonkeyPatch.context() as patch:  # isolated_home is per test
+        patch.setenv("BOXTUNE_HOME", str(tmp_path_factory.mktemp("trained-home")))
+        engine = case.make_engine()
+        detector = _create(engine, case.model_id)
+        images, targets = make_batch(3, 2, SMALL)
+        before = case.all_weights(detector)
+        losses = detector.train_step(images, targets)
+        after_first = case.all_weights(detector)
+        twin = copy.deepcopy(detector)
+        twin_at_copy = case.all_weights(twin)
+        assert math.isfinite(detector.train_step(images, targets)["loss"])
+        weights = case.all_weights(detector)
+        directory = write_artifact(
+            detector, tmp_path_factory.mktemp("trained") / "model", hyperparameters={"epochs": "1"}
+        )
+    return Trained(
+        detector=detector,
+        before_first_step=before,
+        first_step_losses=losses,
+        after_first_step=after_first,
+        twin_at_copy=twin_at_copy,
+        twin_at_end=case.all_weights(twin),
+        weights=weights,
+        artifact=directory,
+    )
 
 
 @pytest.fixture
@@ -151,18 +200,15 @@ def test_the_engine_is_an_engine_and_builds_a_detector_for_the_label_map(engine,
     assert 0 < detector.num_parameters(trainable_only=True) <= detector.num_parameters()
 
 
-def test_a_train_step_changes_the_weights_and_reports_the_losses(case, engine, model_id):
-    detector = _create(engine, model_id)
-    before = case.all_weights(detector)
-    images, targets = make_batch(3, 2, SMALL)
-    losses = detector.train_step(images, targets)
+def test_a_train_step_changes_the_weights_and_reports_the_losses(trained):
+    losses = trained.first_step_losses
     assert {"loss", "localization", "classification"} <= set(losses)
     assert all(isinstance(v, float) and math.isfinite(v) for v in losses.values())
-    assert not _same(before, case.all_weights(detector))
+    assert not _same(trained.before_first_step, trained.after_first_step)
 
 
-def test_validation_losses_change_nothing(case, engine, model_id):
-    detector = _create(engine, model_id)
+def test_validation_losses_change_nothing(case, trained):
+    detector = trained.detector
     before = case.all_weights(detector)
     images, targets = make_batch(4, 2, SMALL, empty_index=1)
     losses = detector.validation_losses(images, targets)
@@ -171,8 +217,8 @@ def test_validation_losses_change_nothing(case, engine, model_id):
     assert _same(before, case.all_weights(detector))
 
 
-def test_predicting_a_batch_with_an_image_without_boxes(engine, model_id):
-    detector = _create(engine, model_id)
+def test_predicting_a_batch_with_an_image_without_boxes(trained):
+    detector = trained.detector
     images, targets = make_batch(5, 3, SMALL, empty_index=0)
     detector.validation_losses(images, targets)
     results = detector.predict_batch(images)
@@ -182,17 +228,19 @@ def test_predicting_a_batch_with_an_image_without_boxes(engine, model_id):
         assert len(det) == 0 or (det.classes.max() < len(LABELS) and det.boxes.max() <= SMALL)
 
 
-def test_checkpoint_round_trip_restores_weights_and_extra(case, engine, tmp_path, model_id):
-    detector = _create(engine, model_id)
-    _train(detector)
+def test_checkpoint_round_trip_restores_weights_and_extra(
+    case, engine, tmp_path, model_id, trained
+):
+    detector = trained.detector
     path = tmp_path / "checkpoints" / engine.checkpoint_name("last")
     path.parent.mkdir()
     extra = {"boxtune_trainer_state": json.dumps({"epoch": 3})}
     detector.save_checkpoint(path, extra)
     assert path.exists()
     fresh = _create(engine, model_id)
+    assert not _same(trained.weights, case.all_weights(fresh))
     assert fresh.load_checkpoint(path) == extra
-    assert _same(case.all_weights(detector), case.all_weights(fresh))
+    assert _same(trained.weights, case.all_weights(fresh))
     other = case.mismatched(engine)
     with pytest.raises(ModelError):
         other.load_checkpoint(path)
@@ -203,17 +251,13 @@ def test_checkpoint_names_differ_by_role(engine):
     assert last != best and last.startswith("last") and best.startswith("best")
 
 
-def test_export_then_load_the_detector_and_a_runner_from_the_artifact(
-    case, engine, tmp_path, model_id
-):
-    detector = _create(engine, model_id)
-    _train(detector)
-    directory = write_artifact(detector, tmp_path / "model", hyperparameters={"epochs": "1"})
-    artifact = load_artifact(directory)
+def test_export_then_load_the_detector_and_a_runner_from_the_artifact(case, engine, trained):
+    # trained.artifact is write_artifact(detector, ..., hyperparameters={"epochs": "1"})
+    artifact = load_artifact(trained.artifact)
     assert artifact.engine == engine.name and artifact.label_map == LABELS
-    assert artifact.manifest["architecture"] == detector.architecture()
+    assert artifact.manifest["architecture"] == trained.detector.architecture()
     loaded = engine.load_detector(artifact)
-    assert _same(case.all_weights(detector), case.all_weights(loaded))
+    assert _same(trained.weights, case.all_weights(loaded))
     for backend in engine.derived_backends:
         with pytest.raises(ModelError, match="boxtune export"):
             engine.load_runner(artifact, backend)
@@ -227,18 +271,15 @@ def test_export_then_load_the_detector_and_a_runner_from_the_artifact(
         engine.load_runner(artifact, "no-such-backend")
 
 
-def test_loading_an_artifact_does_not_need_its_catalog_entry(
-    case, engine, tmp_path, monkeypatch, model_id
-):
-    detector = _create(engine, model_id)
-    directory = write_artifact(detector, tmp_path / "model")
+def test_loading_an_artifact_does_not_need_its_catalog_entry(case, engine, monkeypatch, trained):
+    directory = trained.artifact
     import boxtune.catalog
     import boxtune.catalog.models
 
     monkeypatch.setattr(boxtune.catalog.models, "get_spec", _no_catalog)
     monkeypatch.setattr(boxtune.catalog, "get_spec", _no_catalog)
     loaded = engine.load_detector(load_artifact(directory))
-    assert _same(case.all_weights(detector), case.all_weights(loaded))
+    assert _same(trained.weights, case.all_weights(loaded))
     assert isinstance(engine.load_runner(load_artifact(directory)), Runner)
 
 
@@ -246,9 +287,8 @@ def _no_catalog(model_id: str):
     raise AssertionError(f"the catalog was asked for {model_id}")
 
 
-def test_reinitialize_head_replaces_only_the_class_predictor(case, engine, model_id):
-    detector = _create(engine, model_id)
-    _train(detector)
+def test_reinitialize_head_replaces_only_the_class_predictor(case, trained):
+    detector = copy.deepcopy(trained.detector)  # a trained detector of the test's own
     head, rest = case.class_predictor(detector), case.all_weights(detector)
     detector.reinitialize_head()
     assert not _same(head, case.class_predictor(detector))
@@ -278,11 +318,11 @@ def test_a_runner_over_the_current_weights(engine, model_id):
     assert len(runner.predict([image])) == 1
 
 
-def test_copies_are_independent(case, engine, model_id):
-    detector = _create(engine, model_id)
-    twin = copy.deepcopy(detector)
-    _train(detector, steps=1)
-    assert not _same(case.all_weights(detector), case.all_weights(twin))
+def test_copies_are_independent(trained):
+    """The twin was copied after the first step; the detector then trained one more."""
+    assert _same(trained.twin_at_copy, trained.after_first_step)
+    assert not _same(trained.weights, trained.twin_at_end)
+    assert _same(trained.twin_at_end, trained.twin_at_copy)
 
 
 def test_unknown_devices_are_refused_by_name(engine):

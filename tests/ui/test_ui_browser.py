@@ -51,6 +51,27 @@ def _chart_points(page, testid: str) -> int:
     return int(match.group(1))
 
 
+def _run_snippets(page, image: Path, home: Path) -> None:
+    """The curl and SDK snippets the page offers work as they are (the image path filled in)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BOXTUNE_HOME": str(home)}
+    sdk = page.get_by_test_id("sdk-snippet").inner_text().replace("image.jpg", str(image))
+    done = subprocess.run(
+        [sys.executable, "-c", sdk], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "circle" in done.stdout  # the labels of the sample dataset
+    curl = page.get_by_test_id("curl-snippet").inner_text().replace("image.jpg", str(image))
+    if shutil.which("curl"):
+        done = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert '"normalized_boxes"' in done.stdout and '"labels"' in done.stdout
+
+
 @pytest.fixture
 def browser():
     require_chromium()
@@ -113,24 +134,44 @@ def test_new_user_trains_deploys_and_tries_a_model(console, browser, test_output
     epochs = page.locator("#hp-epochs")
     expect(epochs).to_have_value("5")
     expect(page.locator("#training")).to_have_value(re.compile(r"sample-16$"))
-    epochs.fill("2")
+    epochs.fill("3")
     _shot(page, test_output, "train")
     page.get_by_role("button", name="Start training").click()
 
-    # Job: live status, the curve appears after the first epoch, then completion.
+    # Job: live status; the curve appears after the first epoch.
     expect(page).to_have_url(re.compile(r"/jobs/pytorch-od1-efficientdet-lite0-320-"))
+    job_url = page.url
     status = page.get_by_test_id("status").first
     expect(status).to_have_text(re.compile("queued|running"))
     assert _chart_points(page, "chart-loss") == 0
-    expect(page.get_by_test_id("progress-text")).to_contain_text("epoch 1 of 2", timeout=240_000)
+    expect(page.get_by_test_id("progress-text")).to_contain_text("epoch 1 of 3", timeout=240_000)
     assert _chart_points(page, "chart-loss") >= 2  # training and validation loss, epoch 0
     page.wait_for_function(
         "() => document.querySelector('[data-testid=chart-loss]').src.includes('epochs=1')"
     )
     _shot(page, test_output, "job-running")
+
+    # Stop (it checkpoints), Resume: it continues, not from the start.
+    page.get_by_test_id("stop-job").click()
+    expect(status).to_have_text("stopped", timeout=60_000)
+    epochs_when_stopped = int(
+        re.search(r"epoch (\d) of 3", page.get_by_test_id("progress-text").inner_text()).group(1)
+    )
+    assert 1 <= epochs_when_stopped < 3
+    page.get_by_test_id("resume-job").click()
+    expect(status).to_have_text(re.compile("queued|running"))
+
+    # Closing the page loses nothing: a new page finds the job running or done.
+    page.close()
+    page = browser.new_page(viewport=DESKTOP)
+    problems.watch(page)
+    page.set_default_timeout(30_000)
+    page.goto(job_url)
+    status = page.get_by_test_id("status").first
     expect(status).to_have_text("completed", timeout=240_000)
+    expect(page.get_by_test_id("progress-text")).to_contain_text("epoch 3 of 3")
     expect(page.get_by_test_id("job-metrics")).to_contain_text("validation mAP")
-    assert _chart_points(page, "chart-map") == 4  # 2 series x 2 epochs
+    assert _chart_points(page, "chart-map") == 6  # 2 series x 3 epochs
     assert _image_loaded(page, "[data-testid=chart-map]")
     expect(page.get_by_test_id("log-tail")).to_contain_text("completed")
 
@@ -159,9 +200,10 @@ def test_new_user_trains_deploys_and_tries_a_model(console, browser, test_output
     expect(canvas).to_have_attribute("data-boxes", "0")
     page.keyboard.press("Home")
     expect(canvas).to_have_attribute("data-boxes", str(drawn_at_zero))
-    expect(page.get_by_test_id("curl-snippet")).to_contain_text("/invocations")
-    expect(page.get_by_test_id("sdk-snippet")).to_contain_text("Predictor(")
+    _run_snippets(page, image, console.home)
     _shot(page, test_output, "endpoint-try")
+
+    endpoint_url = page.url
 
     # Stop the endpoint; the Endpoints page shows it stopped.
     page.get_by_test_id("stop-endpoint").click()
@@ -177,17 +219,20 @@ def test_new_user_trains_deploys_and_tries_a_model(console, browser, test_output
     # Every page at phone width: usable, nothing wider than the window.
     phone = browser.new_page(viewport=PHONE)
     problems.watch(phone)
-    job_page = page.url
-    for path in PAGES:
-        phone.goto(console.url + path)
+    for url in [console.url + path for path in PAGES] + [job_url, endpoint_url]:
+        phone.goto(url)
         phone.wait_for_load_state("networkidle")
         _assert_fits(phone)
+    _shot(phone, test_output, "phone-endpoint")
+    phone.goto(job_url)
+    expect(phone.get_by_test_id("job-metrics")).to_be_visible()
+    _assert_fits(phone)
+    _shot(phone, test_output, "phone-job")
     phone.goto(f"{console.url}/models")
     phone.locator("tr", has_text="pytorch-od1-efficientdet-lite0-320").click()
     expect(phone.get_by_test_id("model-title")).to_be_visible()
     _assert_fits(phone)
     _shot(phone, test_output, "phone-models")
-    assert job_page
     problems.assert_none()
 
 

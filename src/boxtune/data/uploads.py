@@ -73,5 +73,9 @@ def import_dataset_zip(
                 where=where,
                 hint="zip the dataset folder itself",
             )
+        # The staging folder is created 0700; the dataset gets a plain mkdir's mode.
+        mask = os.umask(0)
+        os.umask(mask)
+        root.chmod(0o777 & ~mask)
         fileio.move_into_place(root, target)
     return target

@@ -33,6 +33,8 @@ from boxtune.jobs.store import (
 from boxtune.paths import boxtune_home
 
 TRAIN_OUTPUT_DIR = "train-output"
+# How long resume_job waits for a stopping job's supervisor (the trainer's grace, and then some).
+RESUME_WAIT_S = 40.0
 LOG_FILE = "job.log"
 METRIC_DEFINITIONS_FILE = "metric_definitions.json"
 # A job registered but never picked up by a supervisor (the submitter died in between).
@@ -334,6 +336,14 @@ def resume_job(name: str, registry: Registry | None = None) -> JobRecord:
         raise BoxtuneError(
             f"training job {name} is {job.status}; only stopped or failed jobs resume",
             hint=f"`boxtune jobs show {name}`",
+        )
+    # A stop marks the job stopped at once, but its supervisor lives on while the trainer saves
+    # its checkpoint; starting again meanwhile would run two trainers on one checkpoint folder,
+    # and the old supervisor's last word would mark the resumed job stopped.
+    if not processes.wait_until_dead(job.pid or 0, job.pid_started, RESUME_WAIT_S):
+        raise BoxtuneError(
+            f"training job {name} is still stopping (its trainer is saving a checkpoint)",
+            hint=f"resume it once `boxtune jobs show {name}` shows no running process",
         )
     from boxtune.train.checkpoints import CHECKPOINT_DIR, find_checkpoint
 

@@ -39,9 +39,9 @@ class TokenGate:
         cookies = SimpleCookie(headers.get("cookie", ""))
         if self._matches(query.get("token")):
             await self._set_cookie_and_redirect(scope, query, send)
-        elif self._matches(bearer.removeprefix("Bearer ").strip() if bearer else None) or (
-            COOKIE in cookies and hmac.compare_digest(cookies[COOKIE].value, self.cookie_value)
-        ):
+        elif self._matches(
+            bearer[len("Bearer ") :].strip() if bearer.startswith("Bearer ") else None
+        ) or (COOKIE in cookies and hmac.compare_digest(cookies[COOKIE].value, self.cookie_value)):
             await self.app(scope, receive, send)
         else:
             await self._refuse(scope, send)

@@ -11,7 +11,6 @@ import skimage.data
 import tensorflow as tf
 from PIL import Image
 
-from boxtune.artifacts import write_artifact
 from boxtune.catalog import TF_PERSON_MODEL_ID, get_spec, resolve_weights
 from boxtune.engines import get_engine
 from boxtune.engines.tensorflow.anchors import SSDAnchorConfig, grid_anchors
@@ -143,10 +142,10 @@ def test_no_person_in_photos_without_one(graph_outputs, runner, photos, name):
 
 
 @pytest.fixture(scope="module")
-def serving_outputs(detector, photos, tmp_path_factory) -> dict[str, np.ndarray]:
-    """The exported artifact's ``serving_default`` on the astronaut."""
-    directory = write_artifact(detector, tmp_path_factory.mktemp("tf-artifact") / "model")
-    loaded = tf.saved_model.load(str(directory / "saved_model"))
+def serving_outputs(person_artifact, photos) -> dict[str, np.ndarray]:
+    """The exported artifact's ``serving_default`` on the astronaut: ``person_artifact``
+    (conftest.py) is ``write_artifact`` of a detector built as ``detector`` is."""
+    loaded = tf.saved_model.load(str(person_artifact / "saved_model"))
     serve = loaded.signatures["serving_default"]
     image = tf.constant(photos["astronaut"][None])
     return {k: v.numpy() for k, v in serve(input_tensor=image).items()}

@@ -7,23 +7,13 @@ import pytest
 from PIL import Image
 
 from boxtune import cli
-from boxtune.artifacts import load_artifact, write_artifact
-from boxtune.catalog import TF_PERSON_MODEL_ID, get_spec
+from boxtune.artifacts import load_artifact
 
 tf = pytest.importorskip("tensorflow")
 skimage_data = pytest.importorskip("skimage.data")
 
 
-@pytest.fixture(scope="module")
-def person_artifact(tmp_path_factory):
-    from boxtune.engines import get_engine
-    from boxtune.engines.tensorflow.engine import pretrained_label_map
-
-    spec = get_spec(TF_PERSON_MODEL_ID)
-    detector = get_engine("tensorflow").create(
-        spec, pretrained_label_map(spec), reinitialize_head=False
-    )
-    return write_artifact(detector, tmp_path_factory.mktemp("tflite") / "model")
+# person_artifact: the pretrained person detector's artifact (conftest.py)
 
 
 def test_the_tflite_export_gives_the_saved_models_boxes(person_artifact, tmp_path, capsys):

@@ -106,12 +106,15 @@
     document.getElementById("curl-snippet").textContent =
       `curl -s -X POST ${e.url}/invocations \\\n  -H 'Content-Type: application/x-image' \\\n  -H 'Accept: application/json;verbose' \\\n  --data-binary @image.jpg`;
     document.getElementById("sdk-snippet").textContent = [
+      "import json",
+      "",
       "from boxtune.sagemaker.predictor import Predictor",
       "",
-      `predictor = Predictor("${e.name}")`,
+      `predictor = Predictor("${e.name}")  # the endpoint's name in this BOXTUNE_HOME`,
       'with open("image.jpg", "rb") as f:',
-      '    answer = predictor.predict(f.read(), initial_args={"ContentType": "application/x-image", "Accept": "application/json;verbose"})',
-      "print(answer)",
+      '    body = predictor.predict(f.read(), {"ContentType": "application/x-image", "Accept": "application/json;verbose"})',
+      "answer = json.loads(body)",
+      'print(answer["labels"], answer["scores"][:5])',
     ].join("\n");
   }
 
