@@ -50,10 +50,14 @@ class PageProblems:
             ),
         )
         page.on("pageerror", lambda e: self.page_errors.append(f"{page.url}: {e}"))
-        page.on(
-            "requestfailed",
-            lambda r: self.failed_requests.append(f"{r.url[:100]} ({r.failure})"),
-        )
+        page.on("requestfailed", self._request_failed)
+
+    def _request_failed(self, request) -> None:
+        # The browser cancels a page's in-flight polls when it navigates or closes (a click on
+        # Deploy, a closed tab): net::ERR_ABORTED is that, not a failure of the server.
+        if request.failure == "net::ERR_ABORTED":
+            return
+        self.failed_requests.append(f"{request.url[:100]} ({request.failure})")
 
     def assert_none(self) -> None:
         assert not self.console_errors, self.console_errors
