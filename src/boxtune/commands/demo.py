@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from boxtune.commands import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,25 +32,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--images",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_TRAIN_IMAGES,
         help="training images to generate (default: %(default)s)",
     )
     parser.add_argument(
         "--test-images",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_TEST_IMAGES,
         help="test images for the evaluation (default: %(default)s)",
     )
     parser.add_argument(
         "--epochs",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_EPOCHS,
         help="training epochs (default: %(default)s)",
     )
     parser.add_argument(
         "--image-size",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_IMAGE_SIZE,
         help="model input size in pixels (default: %(default)s)",
     )

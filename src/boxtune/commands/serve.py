@@ -6,7 +6,7 @@ import argparse
 import math
 import os
 
-from boxtune.commands import add_backend_argument
+from boxtune.commands import add_backend_argument, positive_int
 from boxtune.serve.config import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -16,13 +16,6 @@ from boxtune.serve.config import (
     DEFAULT_REQUEST_TIMEOUT_S,
     ServeConfig,
 )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _non_negative_float(text: str) -> float:
@@ -72,13 +65,13 @@ def register(subparsers) -> None:
     add_backend_argument(parser)
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=os.environ.get("BOXTUNE_WORKERS", "1"),
         help="worker processes, each loading the model (default: $BOXTUNE_WORKERS or %(default)s)",
     )
     parser.add_argument(
         "--max-batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         help="images per model call when requests arrive together; 1 turns "
         "dynamic batching off (default: %(default)s)",
@@ -92,26 +85,26 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--max-queue",
-        type=_positive_int,
+        type=positive_int,
         default=256,
         help="images waiting for the model beyond which requests get 503 (default: %(default)s)",
     )
     parser.add_argument(
         "--max-body-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BODY_BYTES,
         help="larger request bodies get 413 (default: %(default)s)",
     )
     parser.add_argument(
         "--max-image-pixels",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="decoded images with more pixels get 413 (decompression bombs; default: "
         "$BOXTUNE_MAX_IMAGE_PIXELS or 50,000,000)",
     )
     parser.add_argument(
         "--max-inflight-pixels",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="decoded pixels of all requests in flight, per worker: beyond it requests wait "
         "(until their deadline, then 503), an image larger than it gets 413; JPEGs count at "
@@ -125,7 +118,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--max-detections",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         help="boxes kept per image before n_predictions (default: %(default)s)",
     )
@@ -149,13 +142,13 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--max-concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=256,
         help="open connections per worker beyond which requests get 503 (default: %(default)s)",
     )
     parser.add_argument(
         "--max-header-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_HEADER_BYTES,
         help="larger request lines and headers get 431 (default: %(default)s)",
     )

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive_mb(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+from boxtune.commands import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--max-upload-mb",
-        type=_positive_mb,
+        type=positive_int,
         default=DEFAULT_MAX_UPLOAD_BYTES >> 20,
         help="largest dataset zip or image accepted for upload (default %(default)s MB)",
     )
