@@ -138,10 +138,9 @@ def bare_keras_steps(detector, hp, tensors: list[tuple]) -> tuple[Step, Callable
     import keras
     import tensorflow as tf
 
-    from boxtune.engines.tensorflow.architecture import preprocess
     from boxtune.engines.tensorflow.ssd_loss import ssd_losses
 
-    model = detector.model
+    model, preprocess = detector.model, detector.network.preprocess
     anchors = tf.constant(detector.network.anchors)
     variables = model.trainable_variables
     optimizer = keras.optimizers.Adam(

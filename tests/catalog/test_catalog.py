@@ -38,8 +38,13 @@ def test_catalog_lists_the_required_models_default_first():
     assert set(ids) >= REQUIRED_IDS
     assert len(ids) == len(set(ids))
     tensorflow = [s for s in list_specs() if s.model_id.startswith("tensorflow-")]
-    assert [s.model_id for s in tensorflow] == [TF_PERSON_MODEL_ID]
-    assert all(s.engine == "tensorflow" and s.offline and s.deployable for s in tensorflow)
+    assert tensorflow[0].model_id == TF_PERSON_MODEL_ID and tensorflow[0].offline
+    assert all(s.engine == "tensorflow" and s.deployable for s in tensorflow)
+    # the person detector, the managed algorithm's 13 fine-tunable zoo models, its 36 TF Hub ones
+    od1 = [s.model_id.startswith("tensorflow-od1-") for s in tensorflow]
+    assert od1 == [True] * 14 + [False] * 36
+    fine_tunable = [s.fine_tunable for s in list_specs()]
+    assert fine_tunable == sorted(fine_tunable, reverse=True)  # inference-only models last
 
 
 def test_default_model_is_offline_and_not_deployable():
@@ -50,7 +55,9 @@ def test_default_model_is_offline_and_not_deployable():
     assert len(spec.weights.sha256) == 64
 
 
-@pytest.mark.parametrize("spec", list_specs(), ids=lambda s: s.model_id)
+@pytest.mark.parametrize(
+    "spec", [s for s in list_specs() if s.fine_tunable], ids=lambda s: s.model_id
+)
 def test_default_hyperparameters_are_complete_strings(spec):
     hps = spec.default_hyperparameters
     assert set(hps) >= REFERENCE_HYPERPARAMETERS
@@ -72,7 +79,7 @@ def test_torchvision_specs_match_torchvision_weight_enums():
         if name.endswith("_Weights")
         for weights in getattr(tvd, name)
     }
-    for spec in list_specs():
+    for spec in list_specs(engine="torch"):
         if spec.weights.url is None:
             continue
         record = enums[spec.weights.url]  # KeyError = stale URL
@@ -92,9 +99,12 @@ def test_unknown_id_lists_close_matches():
     assert "pytorch-od1-fasterrcnn-resnet50-fpn" in text and "boxtune models list" in text
 
 
-def test_a_zoo_id_not_in_this_boxtune_names_the_tensorflow_model_it_has():
-    with pytest.raises(ModelError, match=f"TensorFlow engine offers only {TF_PERSON_MODEL_ID}"):
-        get_spec("tensorflow-od1-ssd-resnet50-v1-fpn-640x640-coco17-tpu-8")
+def test_a_misspelt_zoo_id_lists_close_matches():
+    with pytest.raises(ModelError) as err:
+        get_spec("tensorflow-od1-ssd-resnet50-v1-fpn-640x640-coco17")
+    text = str(err.value)
+    assert "tensorflow-od1-ssd-resnet50-v1-fpn-640x640-coco17-tpu-8" in text
+    assert "not in this boxtune" not in text
 
 
 def test_coco_categories_keep_official_ids():

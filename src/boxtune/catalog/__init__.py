@@ -9,7 +9,10 @@ from boxtune.catalog.models import (
     list_specs,
 )
 from boxtune.catalog.spec import ModelSpec, WeightsSource
+from boxtune.catalog.tf_hub import check_fine_tunable, is_hub_spec
+from boxtune.catalog.tf_zoo import is_zoo_spec
 from boxtune.catalog.weights import cached_weights_path, resolve_weights
+from boxtune.catalog.zoo_weights import resolve_hub_saved_model, resolve_zoo_checkpoint
 
 __all__ = [
     "COCO_91_CATEGORIES",
@@ -18,9 +21,14 @@ __all__ = [
     "ModelSpec",
     "WeightsSource",
     "cached_weights_path",
+    "check_fine_tunable",
     "coco_categories",
     "find_spec",
     "get_spec",
+    "is_hub_spec",
+    "is_zoo_spec",
     "list_specs",
+    "resolve_hub_saved_model",
     "resolve_weights",
+    "resolve_zoo_checkpoint",
 ]

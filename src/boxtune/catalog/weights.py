@@ -2,7 +2,9 @@
 
 Downloads happen only when asked for (never at import), land in ``BOXTUNE_HOME/weights`` via a
 temp file that is renamed once its sha256 matches, and fail offline with a message that says
-where to put the file by hand. ``BOXTUNE_OFFLINE=1`` forbids downloads altogether.
+where to put the file by hand. ``BOXTUNE_OFFLINE=1`` forbids downloads altogether. A spec with
+no published sha256 (``""``) has the hash of its first file recorded and checked later (trust on
+first use; the TF2 zoo and TF Hub tarballs, see :mod:`boxtune.catalog.zoo_weights`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from boxtune.catalog.spec import ModelSpec, WeightsSource
+from boxtune.catalog.tarballs import checked_sha256, remember
 from boxtune.errors import ModelError
 from boxtune.fileio import DownloadError, download, sha256_file, sha256_matches
 from boxtune.paths import boxtune_home
@@ -45,6 +48,13 @@ def verify_sha256(path: Path, expected: str, *, what: str) -> None:
     _verified.add(key)
 
 
+def _verify(path: Path, spec: ModelSpec, what: str) -> None:
+    if spec.weights.sha256:
+        verify_sha256(path, spec.weights.sha256, what=what)
+    else:
+        remember(path, checked_sha256(path, what=what))
+
+
 def _package_resource(source: WeightsSource) -> Path | None:
     if not (source.package and source.resource):
         return None
@@ -69,7 +79,9 @@ def _offline_error(spec: ModelSpec, target: Path, reason: str) -> ModelError:
 
 def _download(url: str, target: Path, expected_sha256: str, spec: ModelSpec) -> Path:
     try:
-        download(url, target, expected_sha256=expected_sha256, timeout=_DOWNLOAD_TIMEOUT_S)
+        got = download(
+            url, target, expected_sha256=expected_sha256 or None, timeout=_DOWNLOAD_TIMEOUT_S
+        )
     except DownloadError as exc:
         if not exc.corrupt:
             raise _offline_error(spec, target, exc.reason) from exc
@@ -79,6 +91,8 @@ def _download(url: str, target: Path, expected_sha256: str, spec: ModelSpec) -> 
             hint="the server returned a different file (proxy page, truncated download?); "
             "nothing was saved; try again or place the right file at " + str(target),
         ) from exc
+    if not expected_sha256:
+        remember(target, got.sha256)
     return target
 
 
@@ -101,7 +115,7 @@ def resolve_weights(spec: ModelSpec, path_or_uri: str | os.PathLike | None = Non
                 where=str(path),
                 hint=f"pass the path of {source.file_name!r} for {spec.model_id}",
             )
-        verify_sha256(path, source.sha256, what=f"the weights of {spec.model_id}")
+        _verify(path, spec, f"the weights of {spec.model_id}")
         return path
 
     packaged = _package_resource(source)
@@ -111,7 +125,7 @@ def resolve_weights(spec: ModelSpec, path_or_uri: str | os.PathLike | None = Non
 
     target = cached_weights_path(spec)
     if target.is_file():
-        verify_sha256(target, source.sha256, what=f"the cached weights of {spec.model_id}")
+        _verify(target, spec, f"the cached weights of {spec.model_id}")
         return target
     if not source.url:
         raise _offline_error(spec, target, f"the package {source.package} is not installed")

@@ -26,14 +26,24 @@ def _row(spec: ModelSpec) -> list[str]:
         spec.family.split(" (")[0],
         str(spec.image_size),
         "-" if spec.coco_map is None else f"{spec.coco_map:.1f}",
-        f"{spec.params_m:.1f}M",
+        "-" if spec.params_m is None else f"{spec.params_m:.1f}M",
         _offline(spec),
+        _yes_no(spec.fine_tunable),
         _yes_no(spec.deployable),
     ]
 
 
 def format_catalog(specs: list[ModelSpec]) -> str:
-    header = ["MODEL ID", "FAMILY", "INPUT", "COCO mAP", "PARAMS", "OFFLINE", "DEPLOYABLE AS IS"]
+    header = [
+        "MODEL ID",
+        "FAMILY",
+        "INPUT",
+        "COCO mAP",
+        "PARAMS",
+        "OFFLINE",
+        "FINE-TUNABLE",
+        "DEPLOYABLE AS IS",
+    ]
     return format_table(header, [_row(s) for s in specs])
 
 
@@ -46,7 +56,8 @@ def _list(args: argparse.Namespace) -> int:
         print(
             "\nOFFLINE: yes = weights ship with boxtune's dependencies; cached = already in "
             "BOXTUNE_HOME/weights;\nno = downloaded on first use (or place the file there by "
-            "hand, see `boxtune models show ID`)."
+            "hand, see `boxtune models show ID`).\nFINE-TUNABLE: no = inference only "
+            "(deploy it as is)."
         )
     return 0
 
@@ -72,7 +83,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list the models boxtune can fine-tune")
+    parser = subparsers.add_parser(
+        "models", help="list the models boxtune can fine-tune or deploy as is"
+    )
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="table of model ids")
     listing.add_argument("--json", action="store_true", help="machine-readable output")

@@ -31,7 +31,7 @@ def catalog_entry(spec) -> dict[str, Any]:
     framework, task = [*spec.model_id.split("-"), "", ""][:2]
     data["task"] = task  # od1: fine-tunable; od: inference only
     data["framework"] = framework
-    data["training_supported"] = True
+    data["training_supported"] = spec.fine_tunable
     data["model_type"] = "open_weights"
     return data
 

@@ -14,7 +14,6 @@ from PIL import Image
 from boxtune.catalog import TF_PERSON_MODEL_ID, get_spec, resolve_weights
 from boxtune.engines import get_engine
 from boxtune.engines.tensorflow.anchors import SSDAnchorConfig, grid_anchors
-from boxtune.engines.tensorflow.architecture import preprocess
 from boxtune.labels import LabelMap
 
 SIZE = 300
@@ -100,7 +99,7 @@ def test_anchors_equal_the_graphs(graph_outputs, detector):
 def test_raw_box_codes_and_class_logits_equal_the_graphs(graph_outputs, detector, photos, name):
     graph = graph_outputs[name]
     images = tf.constant(photos[name][None])
-    preprocessed = preprocess(images).numpy()
+    preprocessed = detector.network.preprocess(images).numpy()
     np.testing.assert_allclose(preprocessed, graph["preprocessed"], rtol=0, atol=1e-6)
     codes, logits = detector.model(preprocessed, training=False)
     assert codes.shape == (1, NUM_ANCHORS, 4) and logits.shape == (1, NUM_ANCHORS, 2)

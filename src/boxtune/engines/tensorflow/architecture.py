@@ -4,21 +4,26 @@ An artifact is rebuilt from this record alone (never from the catalog)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from boxtune.engines.tensorflow.anchors import grid_anchors
 from boxtune.engines.tensorflow.postprocess import PostprocessConfig
+from boxtune.engines.tensorflow.ssd_loss import SSDLossConfig
 from boxtune.engines.tensorflow.ssdlite_mobilenet_v2 import (
     SSDLiteConfig,
     build_ssdlite_mobilenet_v2,
+    is_class_predictor,
+    is_head_layer,
 )
+from boxtune.engines.tensorflow.zoo.configs import ZOO_CONFIGS, is_zoo_architecture
+from boxtune.engines.tensorflow.zoo.preprocessing import Normalization, normalize
 from boxtune.errors import ModelError
 
 SSDLITE_MOBILENET_V2 = "ssdlite_mobilenet_v2"
-ARCHITECTURES = (SSDLITE_MOBILENET_V2,)
+ARCHITECTURES = (SSDLITE_MOBILENET_V2, *ZOO_CONFIGS)
 # Batch-norm decay: the API's 0.9997 keeps pretrained statistics steady through a short
 # fine-tune; from random weights the statistics must move, so they follow the batches faster.
 PRETRAINED_BN_MOMENTUM = 0.9997
@@ -33,9 +38,17 @@ class TFArchitecture:
     image_size: int
     num_classes: int
     bn_momentum: float = PRETRAINED_BN_MOMENTUM
+    # The zoo models' box coder scales as their checkpoint's pipeline.config has them (None:
+    # the architecture's own).
+    box_coder_scales: tuple[float, float, float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "framework": "tensorflow"}
+        record = {**asdict(self), "framework": "tensorflow"}
+        if self.box_coder_scales is None:
+            del record["box_coder_scales"]
+        else:
+            record["box_coder_scales"] = list(self.box_coder_scales)
+        return record
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any], where: str) -> TFArchitecture:
@@ -48,6 +61,7 @@ class TFArchitecture:
                 image_size=int(record["image_size"]),
                 num_classes=int(record["num_classes"]),
                 bn_momentum=float(record.get("bn_momentum", PRETRAINED_BN_MOMENTUM)),
+                box_coder_scales=_scales(record.get("box_coder_scales")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(
@@ -57,18 +71,43 @@ class TFArchitecture:
             ) from exc
 
 
+def _scales(value: Any) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    y, x, h, w = (float(v) for v in value)
+    return y, x, h, w
+
+
 @dataclass
 class SSDNetwork:
-    """A Keras SSD network with what turns its outputs into boxes."""
+    """A Keras SSD network with what feeds it and what turns its outputs into boxes.
+
+    ``head_layers`` are the top-level layers train_only_top_layer trains (the box predictor);
+    ``class_layers`` the layers that output class logits (what a new label map replaces);
+    ``checkpoint_map`` (zoo models) maps each zoo checkpoint key to its variable.
+    """
 
     model: Any  # keras.Model: preprocessed images -> (box codes, class logits)
     anchors: np.ndarray  # float32 [A, 4] normalised yxyx
     postprocess: PostprocessConfig
     image_size: int
     num_classes: int
+    normalization: Normalization = "mobilenet"
+    loss: SSDLossConfig = field(default_factory=SSDLossConfig)
+    head_layers: tuple[Any, ...] = ()
+    class_layers: tuple[Any, ...] = ()
+    checkpoint_map: dict[str, Any] = field(default_factory=dict)
+
+    def preprocess(self, images):
+        """uint8 RGB ``[B, S, S, 3]`` -> the feature extractor's float input."""
+        return normalize(images, self.normalization)
 
 
 def build_network(arch: TFArchitecture) -> SSDNetwork:
+    if is_zoo_architecture(arch.name):
+        from boxtune.engines.tensorflow.zoo.network import build_zoo_network
+
+        return build_zoo_network(arch)
     if arch.name != SSDLITE_MOBILENET_V2:
         raise ModelError(
             f"unknown TensorFlow architecture {arch.name!r}",
@@ -83,12 +122,6 @@ def build_network(arch: TFArchitecture) -> SSDNetwork:
         postprocess=PostprocessConfig(),
         image_size=arch.image_size,
         num_classes=arch.num_classes,
+        head_layers=tuple(layer for layer in model.layers if is_head_layer(layer.name)),
+        class_layers=tuple(layer for layer in model.layers if is_class_predictor(layer.name)),
     )
-
-
-def preprocess(images):
-    """uint8 RGB ``[B, S, S, 3]`` -> float32 in [-1, 1] (the API's MobileNet preprocessing,
-    the graph's own ``Preprocessor/mul`` and ``sub`` constants)."""
-    import tensorflow as tf
-
-    return tf.cast(images, tf.float32) * (2.0 / 255.0) - 1.0

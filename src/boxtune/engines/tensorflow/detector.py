@@ -12,17 +12,13 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from boxtune.detections import Detections
 from boxtune.engines.base import Detector, OptimizerSettings, Runner
-from boxtune.engines.tensorflow.architecture import (
-    SSDNetwork,
-    TFArchitecture,
-    build_network,
-    preprocess,
-)
+from boxtune.engines.tensorflow.architecture import SSDNetwork, TFArchitecture, build_network
 from boxtune.engines.tensorflow.optimizers import build_optimizer
 from boxtune.engines.tensorflow.saved_model import (
     CHECKPOINT_PREFIX,
@@ -32,7 +28,6 @@ from boxtune.engines.tensorflow.saved_model import (
     files_under,
 )
 from boxtune.engines.tensorflow.ssd_loss import ssd_losses
-from boxtune.engines.tensorflow.ssdlite_mobilenet_v2 import is_class_predictor, is_head_layer
 from boxtune.engines.tensorflow.targets import DEFAULT_MAX_BOXES, pad_targets
 from boxtune.errors import ModelError, storage_errors
 from boxtune.labels import LabelMap
@@ -55,6 +50,22 @@ def check_images(images: np.ndarray, size: int) -> np.ndarray:
             hint="pass batches from boxtune.data.make_loader",
         )
     return images
+
+
+def reinitialize_layer(layer: keras.layers.Layer) -> None:
+    """Draw a class predictor's weights again from its own initializers."""
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        weights = [
+            (layer.depthwise_kernel, layer.depthwise_initializer),
+            (layer.pointwise_kernel, layer.pointwise_initializer),
+        ]
+    elif isinstance(layer, keras.layers.Conv2D):
+        weights = [(layer.kernel, layer.kernel_initializer)]
+    else:
+        raise ModelError(f"cannot reinitialize {type(layer).__name__} layer {layer.name!r}")
+    weights.append((layer.bias, layer.bias_initializer))
+    for variable, initializer in weights:
+        variable.assign(initializer(variable.shape, variable.dtype))
 
 
 class TensorFlowDetector(Detector):
@@ -106,18 +117,16 @@ class TensorFlowDetector(Detector):
     def set_trainable(self, head_only: bool) -> None:
         """head_only: only the box predictor trains; a frozen Keras BatchNormalization also
         runs in inference mode, so its statistics stay as they are."""
+        head = {id(layer) for layer in self.network.head_layers}
         for layer in self.model.layers:
-            layer.trainable = not head_only or is_head_layer(layer.name)
+            layer.trainable = not head_only or id(layer) in head
         self.head_only = head_only
         self.optimizer = None
         self._train_step = None
 
     def reinitialize_head(self) -> None:
-        for layer in self.model.layers:
-            if is_class_predictor(layer.name):
-                kernel, bias = layer.kernel, layer.bias
-                kernel.assign(layer.kernel_initializer(kernel.shape, kernel.dtype))
-                bias.assign(tf.zeros_like(bias))
+        for layer in self.network.class_layers:
+            reinitialize_layer(layer)
         self.optimizer = None
         self._train_step = None
 
@@ -156,6 +165,7 @@ class TensorFlowDetector(Detector):
 
     def _make_train_step(self):
         model, optimizer, anchors = self.model, self.optimizer, self.anchors
+        network, loss_config = self.network, self.network.loss
         variables = model.trainable_variables
         clip = self.gradient_clip_norm
 
@@ -163,9 +173,21 @@ class TensorFlowDetector(Detector):
         def train_step(images, boxes, classes, valid):
             self.trace_counts["train_step"] += 1  # runs only while tracing
             with tf.GradientTape() as tape:
-                codes, logits = model(preprocess(images), training=True)
-                losses = ssd_losses(codes, logits, anchors, boxes, classes, valid)
-            gradients = tape.gradient(losses["loss"], variables)
+                codes, logits = model(network.preprocess(images), training=True)
+                losses = ssd_losses(
+                    codes, logits, anchors, boxes, classes, valid, config=loss_config
+                )
+            # Variables the outputs do not depend on (the zoo EfficientNet's unused top, kept
+            # for its checkpoint) get no gradient and no update.
+            pairs = [
+                (gradient, variable)
+                for gradient, variable in zip(
+                    tape.gradient(losses["loss"], variables), variables, strict=True
+                )
+                if gradient is not None
+            ]
+            gradients = [gradient for gradient, _ in pairs]
+            updated = [variable for _, variable in pairs]
             grad_norm = tf.linalg.global_norm(gradients)
             finite = tf.math.is_finite(losses["loss"]) & tf.math.is_finite(grad_norm)
 
@@ -173,7 +195,7 @@ class TensorFlowDetector(Detector):
                 clipped = gradients
                 if math.isfinite(clip):
                     clipped, _ = tf.clip_by_global_norm(gradients, clip, use_norm=grad_norm)
-                optimizer.apply(clipped, variables)
+                optimizer.apply(clipped, updated)
                 return tf.constant(True)
 
             tf.cond(finite, update, lambda: tf.constant(False))
@@ -182,13 +204,13 @@ class TensorFlowDetector(Detector):
         return train_step
 
     def _make_validation_step(self):
-        model, anchors = self.model, self.anchors
+        model, anchors, network = self.model, self.anchors, self.network
 
         @tf.function(input_signature=self._batch_signature())
         def validation_step(images, boxes, classes, valid):
             self.trace_counts["validation_step"] += 1
-            codes, logits = model(preprocess(images), training=False)
-            return ssd_losses(codes, logits, anchors, boxes, classes, valid)
+            codes, logits = model(network.preprocess(images), training=False)
+            return ssd_losses(codes, logits, anchors, boxes, classes, valid, config=network.loss)
 
         return validation_step
 

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from boxtune.artifacts import Artifact
-from boxtune.catalog import ModelSpec, resolve_weights
+from boxtune.catalog import ModelSpec, is_hub_spec, resolve_weights, resolve_zoo_checkpoint
 from boxtune.engines.base import (
     CheckpointRole,
     Engine,
@@ -34,6 +34,8 @@ from boxtune.engines.tensorflow.saved_model import (
     SAVED_MODEL_DIR,
 )
 from boxtune.engines.tensorflow.ssdlite_mobilenet_v2 import is_class_predictor
+from boxtune.engines.tensorflow.zoo.configs import is_zoo_architecture, zoo_config
+from boxtune.engines.tensorflow.zoo.weights import pipeline_box_coder_scales, restore_zoo_weights
 from boxtune.errors import BoxtuneWarning, HyperparameterError, ModelError
 from boxtune.labels import LabelMap
 
@@ -145,6 +147,10 @@ class TensorFlowEngine(Engine):
     ) -> TensorFlowDetector:
         check_create_arguments(init, label_map)
         columns = None if reinitialize_head else _kept_columns(spec, init, label_map)
+        if is_zoo_architecture(spec.architecture):
+            return self._create_zoo(
+                spec, label_map, init=init, columns=columns, image_size=image_size, weights=weights
+            )
         arch = TFArchitecture(
             name=spec.architecture,
             image_size=image_size or spec.image_size,
@@ -157,6 +163,50 @@ class TensorFlowEngine(Engine):
             import_weights(network.model, constants, skip=is_class_predictor)
             if columns is not None:
                 _assign_kept_columns(network.model, constants, columns)
+        return TensorFlowDetector(
+            network, arch, label_map, model_id=spec.model_id, family=spec.family
+        )
+
+    def _create_zoo(
+        self,
+        spec: ModelSpec,
+        label_map: LabelMap,
+        *,
+        init: Init,
+        columns: list[int] | None,
+        image_size: int | None,
+        weights: str | Path | None,
+    ) -> TensorFlowDetector:
+        """A TF2 zoo detector; pretrained: from the zoo tarball's ``checkpoint/ckpt-0``, every
+        key placed by rule, the class head new unless ``columns`` keeps pretrained ones."""
+        if not zoo_config(spec.architecture).predictor.add_background_class:
+            # The engine's loss and post-processing read column 0 as the background; the
+            # EfficientDet heads have none.
+            raise ModelError(
+                f"{spec.model_id}: the EfficientDet zoo models are built and load their zoo "
+                "checkpoints, but this boxtune cannot train or serve them yet (their class "
+                "head has no background column)",
+                where="model_id",
+                hint="use tensorflow-od1-ssd-mobilenet-v2-fpnlite-320x320-coco17-tpu-8 or a "
+                "ResNet / MobileNet FPN id for now",
+            )
+        checkpoint = resolve_zoo_checkpoint(spec, weights) if init == "pretrained" else None
+        arch = TFArchitecture(
+            name=spec.architecture,
+            image_size=image_size or spec.image_size,
+            num_classes=len(label_map),
+            bn_momentum=PRETRAINED_BN_MOMENTUM if checkpoint else RANDOM_INIT_BN_MOMENTUM,
+            box_coder_scales=pipeline_box_coder_scales(checkpoint) if checkpoint else None,
+        )
+        network = build_network(arch)
+        if checkpoint is not None:
+            restore_zoo_weights(
+                network,
+                checkpoint,
+                mode="new_head" if columns is None else "full",
+                keep_columns=columns,
+                anchors_per_location=zoo_config(spec.architecture).anchors.anchors_per_location,
+            )
         return TensorFlowDetector(
             network, arch, label_map, model_id=spec.model_id, family=spec.family
         )
@@ -202,7 +252,13 @@ class TensorFlowEngine(Engine):
         )
 
     def pretrained_runner(self, spec: ModelSpec, backend: str | None = None) -> Runner:
-        """The pretrained detector as is (its own classes), its Keras model in process."""
+        """The pretrained detector as is (its own classes), its Keras model in process; a TF
+        Hub model (``tensorflow-od-…``) its SavedModel's ``serving_default``."""
+        if is_hub_spec(spec):
+            from boxtune.engines.tensorflow.hub import hub_runner
+
+            self.check_backend(backend)  # an unknown name is an error, another one a warning
+            return hub_runner(spec, backend)
         if not spec.deployable:
             raise ModelError(
                 f"{spec.model_id} is not deployable as is (its pretrained weights cover only the "

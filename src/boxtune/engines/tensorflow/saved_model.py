@@ -19,7 +19,6 @@ import numpy as np
 import tensorflow as tf
 
 from boxtune.detections import Detections
-from boxtune.engines.tensorflow.architecture import preprocess
 from boxtune.engines.tensorflow.postprocess import decode_boxes, detect
 from boxtune.errors import storage_errors
 
@@ -41,6 +40,7 @@ class DetectionModule(tf.Module):
     def __init__(self, detector: TensorFlowDetector):
         super().__init__(name="boxtune_detector")
         self.model = detector.model
+        self._preprocess = detector.network.preprocess
         self.anchors = tf.constant(detector.network.anchors)
         self._config = detector.network.postprocess
         size = detector.image_size
@@ -59,7 +59,7 @@ class DetectionModule(tf.Module):
         return self._outputs(resized)
 
     def _outputs(self, images):
-        codes, logits = self.model(preprocess(images), training=False)
+        codes, logits = self.model(self._preprocess(images), training=False)
         found = detect(codes, logits, self.anchors, self._config)
         return {
             "detection_boxes": found["boxes"],

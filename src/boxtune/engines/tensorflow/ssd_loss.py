@@ -30,6 +30,11 @@ predicted boxes) is skipped. At 0.99 it drops almost nothing, and it is the one 
 data-dependent shapes. With ``A <= num_hard_examples`` (1917 anchors at 300 x 300) every anchor
 is selected, so the miner keeps all positives and ``min(max(3, 3 * positives), negatives)`` of
 the hardest negatives.
+
+The TF2 zoo configs (RetinaNet, SSD-FPN, EfficientDet) replace the miner with
+``weighted_sigmoid_focal`` (``focal_gamma`` set: every anchor counts, each element weighted by
+``alpha_t * (1 - p_t) ** gamma``) and set ``normalize_loc_loss_by_codesize`` (the localization
+sum divided by 4).
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from boxtune.engines.tensorflow import box_coder
 
 @dataclass(frozen=True)
 class SSDLossConfig:
-    """The loss numbers of ``ssdlite_mobilenet_v2_coco.config``."""
+    """The loss numbers; the defaults are ``ssdlite_mobilenet_v2_coco.config``'s. A
+    ``focal_gamma`` selects the focal loss without mining (the TF2 zoo configs)."""
 
     matched_threshold: float = 0.5  # = unmatched_threshold: no ignored band
     max_negatives_per_positive: float = 3.0
@@ -53,6 +59,9 @@ class SSDLossConfig:
     smooth_l1_delta: float = 1.0
     localization_weight: float = 1.0
     classification_weight: float = 1.0
+    focal_gamma: float | None = None
+    focal_alpha: float = 0.25
+    normalize_loc_loss_by_codesize: bool = False
 
 
 def pairwise_iou(gt_boxes: tf.Tensor, anchors: tf.Tensor) -> tf.Tensor:
@@ -155,6 +164,14 @@ def hard_example_mask(
     return selected & (positive | (tf.logical_not(positive) & negative_kept))
 
 
+def focal_weights(targets: tf.Tensor, logits: tf.Tensor, config: SSDLossConfig) -> tf.Tensor:
+    """``SigmoidFocalClassificationLoss``'s per-element weight ``alpha_t * (1 - p_t) ** gamma``."""
+    probabilities = tf.sigmoid(logits)
+    p_t = targets * probabilities + (1.0 - targets) * (1.0 - probabilities)
+    alpha_t = targets * config.focal_alpha + (1.0 - targets) * (1.0 - config.focal_alpha)
+    return alpha_t * tf.pow(1.0 - p_t, config.focal_gamma)
+
+
 def ssd_losses(
     box_codes: tf.Tensor,
     class_logits: tf.Tensor,
@@ -189,10 +206,17 @@ def ssd_losses(
     location_losses = positive_weight * tf.reduce_sum(
         smooth_l1(box_codes - reg_targets, config.smooth_l1_delta), axis=-1
     )
-    cls_losses = tf.reduce_sum(
-        tf.nn.sigmoid_cross_entropy_with_logits(labels=cls_targets, logits=class_logits), axis=-1
-    )
-    mined = tf.cast(hard_example_mask(cls_losses, positive, config=config), tf.float32)
+    cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(labels=cls_targets, logits=class_logits)
+    if config.focal_gamma is None:
+        cls_losses = tf.reduce_sum(cross_entropy, axis=-1)
+        mined = tf.cast(hard_example_mask(cls_losses, positive, config=config), tf.float32)
+    else:
+        cls_losses = tf.reduce_sum(
+            focal_weights(cls_targets, class_logits, config) * cross_entropy, axis=-1
+        )
+        mined = tf.ones_like(cls_losses)
+    if config.normalize_loc_loss_by_codesize:
+        location_losses /= float(box_codes.shape[-1])
     num_positives = tf.reduce_sum(positive_weight)
     normalizer = tf.maximum(num_positives, 1.0)
     localization = config.localization_weight * tf.reduce_sum(location_losses * mined) / normalizer

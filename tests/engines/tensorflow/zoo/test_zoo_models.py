@@ -1,0 +1,71 @@
+"""The 13 assembled zoo detectors: every checkpoint key placed by rule, parameter counts equal
+to the manifests', and the reference fpnlite model reproduced end to end through the restore."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.engines.tensorflow.zoo import reference
+
+from boxtune.engines.tensorflow.architecture import TFArchitecture, build_network
+from boxtune.engines.tensorflow.zoo.configs import ZOO_CONFIGS
+from boxtune.engines.tensorflow.zoo.preprocessing import ZooPreprocessing, preprocess_image
+from boxtune.engines.tensorflow.zoo.weights import class_head_keys, restore_zoo_weights
+
+
+@pytest.mark.parametrize("zoo_name", reference.ZOO_MODELS)
+def test_every_manifest_key_has_its_variable_and_the_parameter_counts_agree(zoo_name):
+    config = ZOO_CONFIGS[zoo_name]
+    network = build_network(TFArchitecture(zoo_name, config.image_size, 90))
+    shapes = {key: tuple(v.shape) for key, v in network.checkpoint_map.items()}
+    assert shapes == reference.manifest_variables(zoo_name)
+    params = sum(int(np.prod(v.shape)) for v in network.model.weights)
+    assert params == reference.manifest_params_total(zoo_name)
+    assert len({id(v) for v in network.checkpoint_map.values()}) == len(network.model.weights)
+
+
+def test_a_random_manifest_checkpoint_restores_every_key(tmp_path):
+    zoo_name = "ssd_mobilenet_v1_fpn_640x640_coco17_tpu-8"
+    prefix = reference.random_checkpoint(zoo_name, tmp_path)
+    network = build_network(TFArchitecture(zoo_name, 640, 90))
+    restore_zoo_weights(network, prefix, mode="full", anchors_per_location=6)
+    values = reference.random_values(zoo_name)
+    for key, variable in network.checkpoint_map.items():
+        np.testing.assert_array_equal(np.asarray(variable), values[key], err_msg=key)
+
+
+def test_the_reference_fpnlite_model_is_reproduced_through_the_restore(tmp_path):
+    zoo_name = reference.FPNLITE_320
+    prefix = reference.reference_checkpoint(zoo_name, tmp_path)
+    network = build_network(TFArchitecture(zoo_name, 320, 90))
+    restore_zoo_weights(network, prefix, mode="full", anchors_per_location=6)
+    outputs = reference.reference_outputs(zoo_name)
+    assert outputs.max_abs_diff("predict/anchors", network.anchors) < 1e-6
+    for photo in ("", "chelsea/"):
+        images, _ = preprocess_image(
+            reference.photo(photo), ZooPreprocessing("mobilenet", "fixed", 320)
+        )
+        codes, logits = network.model(images, training=False)
+        assert outputs.max_abs_diff(f"{photo}predict/box_encodings", codes) < 1e-4
+        assert (
+            outputs.max_abs_diff(f"{photo}predict/class_predictions_with_background", logits) < 1e-4
+        )
+
+
+def test_a_new_head_restore_skips_only_the_class_predictor(tmp_path):
+    zoo_name = reference.FPNLITE_320
+    prefix = reference.reference_checkpoint(zoo_name, tmp_path)
+    network = build_network(TFArchitecture(zoo_name, 320, 3))
+    report = restore_zoo_weights(network, prefix, mode="new_head", anchors_per_location=6)
+    head = class_head_keys(network)
+    assert head and all("class" in key.lower() for key in head)
+    assert set(report.skipped) == head
+
+
+def test_the_detection_mode_restores_the_feature_extractor_only(tmp_path):
+    zoo_name = reference.FPNLITE_320
+    prefix = reference.reference_checkpoint(zoo_name, tmp_path)
+    network = build_network(TFArchitecture(zoo_name, 320, 90))
+    report = restore_zoo_weights(network, prefix, mode="detection", anchors_per_location=6)
+    assert all(key.startswith("model/_box_predictor/") for key in report.skipped)
+    assert len(report.skipped) == 385 - 1 - 290  # the manifest: 290 feature-extractor keys
