@@ -175,7 +175,7 @@ def test_catalog_helpers():
     assert MODEL_ID in boxtune.list_models()
     assert boxtune.list_models(filter="deployable == false") == [MODEL_ID]
     assert MODEL_ID not in boxtune.list_models(filter="task == od and deployable == true")
-    assert boxtune.list_models(filter="efficientdet") == [MODEL_ID]
+    assert boxtune.list_models(filter="efficientdet-lite") == [MODEL_ID]
     weights = boxtune.model_uris.retrieve(
         model_id=MODEL_ID, model_version="*", model_scope="training"
     )

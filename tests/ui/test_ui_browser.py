@@ -100,7 +100,7 @@ def test_new_user_trains_deploys_and_tries_a_model(console, browser, test_output
     expect(rows.first).to_be_visible()
     total = rows.count()
     assert total >= 10
-    page.get_by_label("search").fill("efficientdet")
+    page.get_by_label("search").fill("efficientdet-lite")
     expect(rows).to_have_count(1)
     page.get_by_label("search").fill("")
     expect(rows).to_have_count(total)

@@ -356,3 +356,66 @@ def test_a_fixed_signature_function_traces_once():
         want = _np_losses(*data)
         np.testing.assert_allclose(got["loss"], want["loss"], rtol=1e-5)
     assert len(traces) == 1
+
+
+# --- the TF2 zoo configs: focal loss, with and without a background column -----------------
+
+
+def _np_focal_losses(codes, logits, boxes, classes, valid, *, background, gamma, alpha=0.25):
+    """``weighted_sigmoid_focal`` over every anchor and column, no mining, the localization
+    sum divided by the code size; without a background column class k is column k and an
+    unmatched anchor's target is all zeros."""
+    total_loc = total_cls = 0.0
+    total_positives = 0
+    for b in range(len(codes)):
+        matches, cls_t, reg_t = _np_targets(boxes[b], classes[b], valid[b])
+        if not background:
+            cls_t = cls_t[:, 1:]
+        positive = matches >= 0
+        for j in range(len(ANCHORS)):
+            if positive[j]:
+                total_loc += sum(_huber(codes[b, j, k] - reg_t[j, k]) for k in range(4)) / 4
+            for k in range(cls_t.shape[1]):
+                label, logit = cls_t[j, k], logits[b, j, k]
+                p = 1 / (1 + math.exp(-logit))
+                p_t = p if label else 1 - p
+                alpha_t = alpha if label else 1 - alpha
+                total_cls += alpha_t * (1 - p_t) ** gamma * _bce(label, logit)
+        total_positives += int(positive.sum())
+    normalizer = max(total_positives, 1)
+    return {"localization": total_loc / normalizer, "classification": total_cls / normalizer}
+
+
+@pytest.mark.parametrize("background", [True, False], ids=["fpn", "efficientdet"])
+def test_the_focal_loss_matches_numpy(background):
+    codes, logits, boxes, classes, valid = _with_hand_image(7)
+    if not background:
+        logits = logits[:, :, 1:]  # one column per class
+    gamma = 2.0 if background else 1.5
+    config = SSDLossConfig(
+        focal_gamma=gamma, normalize_loc_loss_by_codesize=True, background_column=background
+    )
+    got = _tf_losses(codes, logits, boxes, classes, valid, config=config)
+    want = _np_focal_losses(
+        codes, logits, boxes, classes, valid, background=background, gamma=gamma
+    )
+    for key in ("localization", "classification"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=key)
+
+
+def test_without_a_background_column_unmatched_anchors_have_no_class_target():
+    _, _, boxes, classes, valid = _with_hand_image(0)
+    config = SSDLossConfig(background_column=False)
+    matches, cls_t, _ = assign_targets(
+        tf.constant(ANCHORS),
+        tf.constant(boxes),
+        tf.constant(classes),
+        tf.constant(valid),
+        NUM_CLASSES,
+        config=config,
+    )
+    matches, cls_t = matches.numpy(), cls_t.numpy()
+    assert cls_t.shape == (len(boxes), len(ANCHORS), NUM_CLASSES)
+    np.testing.assert_array_equal(cls_t.sum(axis=-1), (matches >= 0).astype(np.float32))
+    for b, j in zip(*np.nonzero(matches >= 0), strict=True):
+        assert cls_t[b, j, classes[b, matches[b, j]]] == 1.0

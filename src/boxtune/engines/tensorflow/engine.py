@@ -179,17 +179,10 @@ class TensorFlowEngine(Engine):
     ) -> TensorFlowDetector:
         """A TF2 zoo detector; pretrained: from the zoo tarball's ``checkpoint/ckpt-0``, every
         key placed by rule, the class head new unless ``columns`` keeps pretrained ones."""
-        if not zoo_config(spec.architecture).predictor.add_background_class:
-            # The engine's loss and post-processing read column 0 as the background; the
-            # EfficientDet heads have none.
-            raise ModelError(
-                f"{spec.model_id}: the EfficientDet zoo models are built and load their zoo "
-                "checkpoints, but this boxtune cannot train or serve them yet (their class "
-                "head has no background column)",
-                where="model_id",
-                hint="use tensorflow-od1-ssd-mobilenet-v2-fpnlite-320x320-coco17-tpu-8 or a "
-                "ResNet / MobileNet FPN id for now",
-            )
+        config = zoo_config(spec.architecture)
+        if columns is not None and not config.predictor.add_background_class:
+            # EfficientDet's head has no background column: class id i is column i - 1.
+            columns = [column - 1 for column in columns[1:]]
         checkpoint = resolve_zoo_checkpoint(spec, weights) if init == "pretrained" else None
         arch = TFArchitecture(
             name=spec.architecture,
@@ -205,7 +198,7 @@ class TensorFlowEngine(Engine):
                 checkpoint,
                 mode="new_head" if columns is None else "full",
                 keep_columns=columns,
-                anchors_per_location=zoo_config(spec.architecture).anchors.anchors_per_location,
+                anchors_per_location=config.anchors.anchors_per_location,
             )
         return TensorFlowDetector(
             network, arch, label_map, model_id=spec.model_id, family=spec.family

@@ -62,6 +62,9 @@ class SSDLossConfig:
     focal_gamma: float | None = None
     focal_alpha: float = 0.25
     normalize_loc_loss_by_codesize: bool = False
+    # False: the logits have one column per class and no background column (EfficientDet's
+    # add_background_class: false); an unmatched anchor's target is all zeros.
+    background_column: bool = True
 
 
 def pairwise_iou(gt_boxes: tf.Tensor, anchors: tf.Tensor) -> tf.Tensor:
@@ -114,16 +117,20 @@ def assign_targets(
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Matches, class targets ``[B, A, num_columns]`` and box-code targets ``[B, A, 4]``.
 
-    ``num_columns`` is ``C + 1``: column 0 background, column ``k + 1`` foreground class ``k``.
-    Unmatched anchors get the background one-hot and an all-zero code (never used: they carry
-    no localization loss).
+    ``num_columns`` is ``C + 1``: column 0 background, column ``k + 1`` foreground class ``k``
+    (without ``config.background_column``: ``C``, column ``k`` class ``k``). Unmatched anchors
+    get the background one-hot (all zeros without a background column) and an all-zero code
+    (never used: they carry no localization loss).
     """
     matches = match_anchors(anchors, gt_boxes, gt_valid, config.matched_threshold)
     positive = matches >= 0
     safe = tf.maximum(matches, 0)  # gather index for background rows; masked out below
     matched_boxes = tf.gather(gt_boxes, safe, batch_dims=1)  # [B, A, 4]
     matched_classes = tf.gather(tf.cast(gt_classes, tf.int32), safe, batch_dims=1)
-    column = tf.where(positive, matched_classes + 1, 0)
+    if config.background_column:
+        column = tf.where(positive, matched_classes + 1, 0)
+    else:
+        column = tf.where(positive, matched_classes, -1)  # one_hot of -1 is all zeros
     cls_targets = tf.one_hot(column, num_columns, dtype=tf.float32)
     codes = box_coder.encode(matched_boxes, anchors[None], config.scales)
     reg_targets = tf.where(positive[..., None], codes, 0.0)
@@ -186,7 +193,8 @@ def ssd_losses(
 
     Args:
         box_codes: float32 ``[B, A, 4]`` predicted box codes.
-        class_logits: float32 ``[B, A, C + 1]`` logits, column 0 background.
+        class_logits: float32 ``[B, A, C + 1]`` logits, column 0 background (``[B, A, C]``
+            without ``config.background_column``).
         anchors: float32 ``[A, 4]`` normalised yxyx.
         gt_boxes: float32 ``[B, M, 4]`` normalised yxyx (see ``targets.pad_targets``).
         gt_classes: int32 ``[B, M]`` 0-based foreground classes.

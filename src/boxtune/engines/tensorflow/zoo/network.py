@@ -163,7 +163,9 @@ def build_zoo_network(arch: TFArchitecture) -> SSDNetwork:
         model=model,
         anchors=anchors,
         postprocess=PostprocessConfig(
-            iou_threshold=config.nms_iou_threshold, box_coder_scales=scales
+            iou_threshold=config.nms_iou_threshold,
+            box_coder_scales=scales,
+            background_column=predictor_config.add_background_class,
         ),
         image_size=size,
         num_classes=arch.num_classes,
@@ -173,6 +175,7 @@ def build_zoo_network(arch: TFArchitecture) -> SSDNetwork:
             focal_gamma=config.focal_gamma,
             focal_alpha=config.focal_alpha,
             normalize_loc_loss_by_codesize=True,
+            background_column=predictor_config.add_background_class,
         ),
         head_layers=(predictor,),
         class_layers=tuple(class_head_layers(predictor)),

@@ -50,8 +50,12 @@ def restore_zoo_weights(
     values = read_checkpoint(checkpoint)
     head_keys = class_head_keys(network)
     if keep_columns is not None:
+        # The output axis (anchor x class column) is the bias's; a separable head's depthwise
+        # kernel has none.
+        outputs = {values[key].shape[-1] for key in head_keys if values[key].ndim == 1}
         for key in head_keys:
-            values[key] = keep_class_columns(values[key], keep_columns, anchors_per_location)
+            if values[key].shape[-1] in outputs:
+                values[key] = keep_class_columns(values[key], keep_columns, anchors_per_location)
     if mode == "new_head":
 
         def skip(key: str) -> bool:
