@@ -363,14 +363,17 @@ def test_a_fixed_signature_function_traces_once():
 
 def _np_focal_losses(codes, logits, boxes, classes, valid, *, background, gamma, alpha=0.25):
     """``weighted_sigmoid_focal`` over every anchor and column, no mining, the localization
-    sum divided by the code size; without a background column class k is column k and an
-    unmatched anchor's target is all zeros."""
+    sum divided by the code size, ``encode_background_as_zeros``: an unmatched anchor's target
+    is all zeros; without a background column class k is column k."""
     total_loc = total_cls = 0.0
     total_positives = 0
     for b in range(len(codes)):
         matches, cls_t, reg_t = _np_targets(boxes[b], classes[b], valid[b])
-        if not background:
-            cls_t = cls_t[:, 1:]
+        cls_t = (
+            cls_t[:, 1:]
+            if not background
+            else np.concatenate([np.zeros_like(cls_t[:, :1]), cls_t[:, 1:]], axis=1)
+        )
         positive = matches >= 0
         for j in range(len(ANCHORS)):
             if positive[j]:
@@ -393,7 +396,10 @@ def test_the_focal_loss_matches_numpy(background):
         logits = logits[:, :, 1:]  # one column per class
     gamma = 2.0 if background else 1.5
     config = SSDLossConfig(
-        focal_gamma=gamma, normalize_loc_loss_by_codesize=True, background_column=background
+        focal_gamma=gamma,
+        normalize_loc_loss_by_codesize=True,
+        background_column=background,
+        encode_background_as_zeros=True,
     )
     got = _tf_losses(codes, logits, boxes, classes, valid, config=config)
     want = _np_focal_losses(

@@ -33,8 +33,9 @@ the hardest negatives.
 
 The TF2 zoo configs (RetinaNet, SSD-FPN, EfficientDet) replace the miner with
 ``weighted_sigmoid_focal`` (``focal_gamma`` set: every anchor counts, each element weighted by
-``alpha_t * (1 - p_t) ** gamma``) and set ``normalize_loc_loss_by_codesize`` (the localization
-sum divided by 4).
+``alpha_t * (1 - p_t) ** gamma``), set ``normalize_loc_loss_by_codesize`` (the localization
+sum divided by 4) and ``encode_background_as_zeros`` (an unmatched anchor's class target is all
+zeros, not the background one-hot).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class SSDLossConfig:
     # False: the logits have one column per class and no background column (EfficientDet's
     # add_background_class: false); an unmatched anchor's target is all zeros.
     background_column: bool = True
+    # The zoo configs' encode_background_as_zeros: an unmatched anchor's target is all zeros,
+    # the background column's too (which thus always learns 0), instead of its one-hot.
+    encode_background_as_zeros: bool = False
 
 
 def pairwise_iou(gt_boxes: tf.Tensor, anchors: tf.Tensor) -> tf.Tensor:
@@ -119,18 +123,19 @@ def assign_targets(
 
     ``num_columns`` is ``C + 1``: column 0 background, column ``k + 1`` foreground class ``k``
     (without ``config.background_column``: ``C``, column ``k`` class ``k``). Unmatched anchors
-    get the background one-hot (all zeros without a background column) and an all-zero code
-    (never used: they carry no localization loss).
+    get the background one-hot (all zeros without a background column or with
+    ``encode_background_as_zeros``) and an all-zero code (never used: they carry no
+    localization loss).
     """
     matches = match_anchors(anchors, gt_boxes, gt_valid, config.matched_threshold)
     positive = matches >= 0
     safe = tf.maximum(matches, 0)  # gather index for background rows; masked out below
     matched_boxes = tf.gather(gt_boxes, safe, batch_dims=1)  # [B, A, 4]
     matched_classes = tf.gather(tf.cast(gt_classes, tf.int32), safe, batch_dims=1)
-    if config.background_column:
-        column = tf.where(positive, matched_classes + 1, 0)
-    else:
-        column = tf.where(positive, matched_classes, -1)  # one_hot of -1 is all zeros
+    offset = 1 if config.background_column else 0
+    background_one_hot = config.background_column and not config.encode_background_as_zeros
+    # one_hot of -1 is all zeros
+    column = tf.where(positive, matched_classes + offset, 0 if background_one_hot else -1)
     cls_targets = tf.one_hot(column, num_columns, dtype=tf.float32)
     codes = box_coder.encode(matched_boxes, anchors[None], config.scales)
     reg_targets = tf.where(positive[..., None], codes, 0.0)

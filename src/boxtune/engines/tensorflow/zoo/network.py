@@ -176,6 +176,7 @@ def build_zoo_network(arch: TFArchitecture) -> SSDNetwork:
             focal_alpha=config.focal_alpha,
             normalize_loc_loss_by_codesize=True,
             background_column=predictor_config.add_background_class,
+            encode_background_as_zeros=True,  # all 13 pipeline.configs
         ),
         head_layers=(predictor,),
         class_layers=tuple(class_head_layers(predictor)),
