@@ -59,6 +59,11 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         metavar="ARTIFACT",
         help="a previous boxtune artifact (dir, model.tar.gz or s3://): incremental training",
     )
+    parser.add_argument(
+        "--weights",
+        help="MODEL_ID's pretrained weights file (e.g. a TF2 zoo tarball; path or s3://), "
+        "when not in BOXTUNE_HOME/weights",
+    )
     parser.add_argument("--training", required=True, help="dataset dir or s3:// prefix")
     parser.add_argument("--validation", help="validation dataset (default: a split of training)")
     parser.add_argument("--output", required=True, help="output dir or s3:// prefix")
@@ -111,6 +116,7 @@ def _train_command(args: argparse.Namespace) -> int:
             output=args.output,
             hyperparameters=parse_assignments(args.hp),
             artifact=args.model,
+            weights=args.weights,
             resume=args.resume,
             progress=not args.quiet,
         )

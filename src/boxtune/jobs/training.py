@@ -145,6 +145,7 @@ def training_command(
     validation: str | None = None,
     model_id: str | None = None,
     base_model: str | None = None,
+    weights: str | None = None,
     hyperparameters: Mapping[str, str] | None = None,
 ) -> list[str]:
     """``boxtune train ...`` writing into the job's local ``train-output/`` directory."""
@@ -153,6 +154,8 @@ def training_command(
         command += ["--model-id", model_id]
     if base_model:
         command += ["--model", str(base_model)]
+    if weights:
+        command += ["--weights", str(weights)]
     if validation:
         command += ["--validation", str(validation)]
     command += ["--output", str(work_dir / TRAIN_OUTPUT_DIR)]
@@ -168,6 +171,7 @@ def submit_training_job(
     validation: str | None = None,
     model_id: str | None = None,
     base_model: str | None = None,
+    weights: str | None = None,
     hyperparameters: Mapping[str, str] | None = None,
     name: str | None = None,
     base_name: str | None = None,
@@ -175,7 +179,8 @@ def submit_training_job(
     metric_definitions: Sequence[Mapping[str, str]] | None = None,
     registry: Registry | None = None,
 ) -> JobRecord:
-    """Fine-tune ``model_id`` (or continue from the artifact ``base_model``) as a job."""
+    """Fine-tune ``model_id`` (or continue from the artifact ``base_model``) as a job;
+    ``weights``: where ``model_id``'s pretrained weights are, when not in BOXTUNE_HOME."""
     if not model_id and not base_model:
         raise BoxtuneError(
             "a training job needs a model",
@@ -190,12 +195,15 @@ def submit_training_job(
         inputs["validation"] = str(validation)
     if base_model:
         inputs["model"] = str(base_model)
+    if weights:
+        inputs["weights"] = str(weights)
     command = training_command(
         work_dir=jobs_root() / name,
         training=str(training),
         validation=str(validation) if validation else None,
         model_id=model_id,
         base_model=str(base_model) if base_model else None,
+        weights=str(weights) if weights else None,
         hyperparameters=overrides,
     )
     return submit_job(

@@ -154,9 +154,11 @@ class Estimator:
     ``hyperparameters``: name -> value (strings like the managed platform, or natives) over
     the model's defaults. ``output_path``: local directory or ``s3://`` prefix; the model lands
     in ``<output_path>/<job_name>/output/model.tar.gz``. ``model_uri``: what
-    ``model_uris.retrieve`` returned (the pretrained model), or a previous boxtune
-    ``model.tar.gz`` to train incrementally. Managed-platform arguments (role, instance_type,
-    image_uri, source_dir, entry_point, ...) are accepted and ignored.
+    ``model_uris.retrieve`` returned (the pretrained model), a copy of the model's weights
+    file under the same name (a zoo tarball in your bucket: the pretrained weights are read
+    from there), or a previous boxtune ``model.tar.gz`` to train incrementally.
+    Managed-platform arguments (role, instance_type, image_uri, source_dir, entry_point, ...)
+    are accepted and ignored.
     """
 
     def __init__(
@@ -179,7 +181,7 @@ class Estimator:
         metric_definitions: list[dict[str, str]] | None = None,
         **platform: Any,
     ):
-        from boxtune.sdk.uris import model_id_from_uri
+        from boxtune.sdk.uris import model_id_from_uri, model_id_of_weights_file
 
         ignore_platform_arguments(
             "Estimator",
@@ -201,8 +203,16 @@ class Estimator:
             or model_id_from_uri(source_dir)
         )
         self.model_id = model_id or inferred
-        # A model_uri that is not a catalog model's weights is a previous boxtune artifact.
-        self.base_model = model_uri if model_uri and not model_id_from_uri(model_uri) else None
+        # A model_uri that is not a catalog model's weights (where boxtune keeps them, or a
+        # copy of the weights file) is a previous boxtune artifact.
+        self.weights: str | None = None
+        self.base_model: str | None = None
+        if model_uri and not model_id_from_uri(model_uri):
+            weights_of = model_id_of_weights_file(model_uri, self.model_id)
+            if weights_of:
+                self.model_id, self.weights = weights_of, str(model_uri)
+            else:
+                self.base_model = str(model_uri)
         if not self.model_id and not self.base_model:
             from boxtune.catalog import DEFAULT_MODEL_ID
 
@@ -293,6 +303,7 @@ class Estimator:
             validation=channels.get("validation"),
             model_id=self.model_id,
             base_model=base_model,
+            weights=None if base_model else self.weights,
             hyperparameters=self.hyperparameters_dict,
             output_path=self.output_path,
             name=job_name,
@@ -327,6 +338,7 @@ class Estimator:
         estimator = cls.__new__(cls)
         estimator.model_id = job.model_id
         estimator.base_model = job.base_model
+        estimator.weights = job.inputs.get("weights")
         estimator.model_version = "*"
         estimator.hyperparameters_dict = dict(job.hyperparameters)
         estimator.output_path = job.output_path or default_output_path()

@@ -70,6 +70,20 @@ def _weights_aliases(spec) -> set[str]:
     return aliases
 
 
+def model_id_of_weights_file(uri: str | None, model_id: str | None = None) -> str | None:
+    """The catalog model whose weights file ``uri`` names by its file name (a copy of a zoo
+    tarball in the user's bucket, say): ``model_id``'s, or the one model with that file."""
+    if not uri:
+        return None
+    from boxtune.catalog import get_spec, list_specs
+
+    name = str(uri).rstrip("/").rsplit("/", 1)[-1]
+    if model_id is not None:
+        return model_id if get_spec(model_id).weights.file_name == name else None
+    matches = [spec.model_id for spec in list_specs() if spec.weights.file_name == name]
+    return matches[0] if len(matches) == 1 else None
+
+
 class _ModelUris:
     @staticmethod
     def retrieve(

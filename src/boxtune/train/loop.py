@@ -63,6 +63,7 @@ def train(
     hyperparameters: dict[str, Any] | Hyperparameters | None = None,
     *,
     artifact: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
     resume: bool = False,
     log: Log | None = None,
     progress: bool = True,
@@ -72,8 +73,10 @@ def train(
 
     ``hyperparameters``: name -> value (strings or natives) over the model's defaults.
     ``init="random"`` starts from random weights instead of the pretrained ones (for
-    comparisons). Writes the artifact, ``model.tar.gz``, ``metrics.jsonl`` and
-    ``checkpoints/`` to ``output``; ``resume=True`` continues from the last checkpoint there.
+    comparisons); ``weights`` says where the pretrained ones are (a weights file such as a zoo
+    tarball, local or ``s3://``) when not in ``BOXTUNE_HOME/weights``. Writes the artifact,
+    ``model.tar.gz``, ``metrics.jsonl`` and ``checkpoints/`` to ``output``; ``resume=True``
+    continues from the last checkpoint there.
     ``log`` receives the run's log lines (default: the ``boxtune.train.log`` logger).
     """
     log = log or training_log.info
@@ -85,7 +88,7 @@ def train(
         )
     # Before anything else: a destination that cannot take the model fails in seconds.
     check_destination(str(output))
-    setup = resolve_model(model_id, artifact)
+    setup = resolve_model(model_id, artifact, weights)
     hp = _hyperparameters(setup, hyperparameters)
     for note in hp.notes():
         log(note)

@@ -33,17 +33,25 @@ class ModelSetup:
     spec: ModelSpec | None = None
     artifact: Artifact | None = None
     artifact_location: str | None = None
+    # The catalog model's pretrained weights from here (a file, folder or s3:// URI) instead
+    # of BOXTUNE_HOME/weights or the download.
+    weights: str | None = None
 
     @property
     def artifact_image_size(self) -> int | None:
         return None if self.artifact is None else int(self.artifact.image_size)
 
 
-def resolve_model(model_id: str | None, artifact: str | os.PathLike | None) -> ModelSetup:
+def resolve_model(
+    model_id: str | None,
+    artifact: str | os.PathLike | None,
+    weights: str | os.PathLike | None = None,
+) -> ModelSetup:
     """A catalog model_id, or an artifact (dir, model.tar.gz, s3://) for incremental training.
 
     ``model_id`` is read by :func:`boxtune.model_ref.parse_model_ref`, so an artifact given as
-    ``model_id`` (as the SDK's ``model`` channel does) is taken as one.
+    ``model_id`` (as the SDK's ``model`` channel does) is taken as one. ``weights``: where the
+    catalog model's pretrained weights are (only with a catalog model).
     """
     from boxtune.model_ref import parse_model_ref
 
@@ -67,7 +75,19 @@ def resolve_model(model_id: str | None, artifact: str | os.PathLike | None) -> M
         from boxtune.catalog import get_spec
 
         spec = get_spec(model_id)
-        return ModelSetup(model_id=model_id, engine_name=spec.engine, spec=spec)
+        return ModelSetup(
+            model_id=model_id,
+            engine_name=spec.engine,
+            spec=spec,
+            weights=str(weights) if weights is not None else None,
+        )
+    if weights is not None:
+        raise TrainingError(
+            "pretrained weights were given with an artifact to continue from",
+            where="--weights",
+            hint="incremental training starts from the artifact's own weights: drop --weights "
+            "(or drop --model to fine-tune the catalog model from those weights)",
+        )
 
     from boxtune.artifacts import load_artifact
 
@@ -129,6 +149,7 @@ def build_detector(
             init=init,
             reinitialize_head=hp.reinitialize_top_layer != "False",
             device=device,
+            weights=setup.weights,
         )
     else:
         if setup.artifact.label_map != label_map:

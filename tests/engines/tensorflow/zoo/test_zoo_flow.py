@@ -16,11 +16,17 @@ from PIL import Image
 from tests.engines.tensorflow.zoo import reference
 from tests.serve.serve_process import ServerProcess
 
+import boxtune
 from boxtune.artifacts import load_artifact
 from boxtune.catalog import get_spec
 from boxtune.cli import main as cli_main
 from boxtune.data import generate_sample_dataset
 from boxtune.engines import get_engine
+from boxtune.errors import ModelError, TrainingError
+from boxtune.jobs.training import training_command
+from boxtune.labels import LabelMap
+from boxtune.train.hyperparameters import parse_hyperparameters
+from boxtune.train.model_setup import build_detector, resolve_model
 
 ZOO_ID = "tensorflow-od1-ssd-mobilenet-v2-fpnlite-320x320-coco17-tpu-8"
 ZOO_NAME = reference.FPNLITE_320
@@ -97,3 +103,31 @@ def test_fine_tune_serve_query_and_train_incrementally(zoo_home, tmp_path):
     continued = load_artifact(second)
     assert continued.model_id == ZOO_ID and list(continued.label_map.names) == labels
     assert continued.manifest["architecture"] == artifact.manifest["architecture"]
+
+
+def test_weights_given_elsewhere_reach_the_engine(tmp_path, monkeypatch):
+    """A zoo tarball outside BOXTUNE_HOME (``--weights``, or an Estimator's ``model_uri`` that
+    names the zoo's file) is what the run's detector is built from."""
+    monkeypatch.setenv("BOXTUNE_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("BOXTUNE_OFFLINE", "1")
+    tarball = pack_zoo_tarball(ZOO_NAME, tmp_path / "bucket" / f"{ZOO_NAME}.tar.gz", tmp_path)
+
+    estimator = boxtune.Estimator(model_uri=str(tarball))
+    assert (estimator.model_id, estimator.weights, estimator.base_model) == (
+        ZOO_ID, str(tarball), None,
+    )  # fmt: skip
+    command = training_command(
+        work_dir=tmp_path / "job", training="data", model_id=ZOO_ID, weights=str(tarball)
+    )
+    assert command[command.index("--weights") + 1] == str(tarball)
+
+    labels = LabelMap.from_categories({1: "person", 2: "dog"})
+    hp = parse_hyperparameters(ZOO_ID, {"reinitialize_top_layer": "False"})
+    detector = build_detector(resolve_model(ZOO_ID, None, tarball), labels, hp, log=print)
+    images = reference.photo("")[None, :320, :320]
+    (found,) = detector.predict_batch(np.ascontiguousarray(images))
+    assert len(found.boxes) == 100  # the pretrained head's person and dog columns
+    with pytest.raises(ModelError, match=r"(?s)cannot be downloaded .*--weights / model_uri"):
+        build_detector(resolve_model(ZOO_ID, None), labels, hp, log=print)
+    with pytest.raises(TrainingError, match="drop --weights"):
+        resolve_model(None, tmp_path / "some-artifact", tarball)
