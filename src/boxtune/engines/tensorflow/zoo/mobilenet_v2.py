@@ -29,16 +29,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-# (expansion, output channels, stride) of block 0 (``expanded_conv``) ... block 16
-INVERTED_RESIDUALS = (
-    (1, 16, 1),
-    (6, 24, 2), (6, 24, 1),
-    (6, 32, 2), (6, 32, 1), (6, 32, 1),
-    (6, 64, 2), (6, 64, 1), (6, 64, 1), (6, 64, 1),
-    (6, 96, 1), (6, 96, 1), (6, 96, 1),
-    (6, 160, 2), (6, 160, 1), (6, 160, 1),
-    (6, 320, 1),
-)  # fmt: skip
+# (expansion, output channels, stride) of block 0 (``expanded_conv``) ... block 16: the TF1
+# feature extractor's table
+from boxtune.engines.tensorflow.ssdlite_mobilenet_v2 import INVERTED_RESIDUALS
+
 FIRST_BLOCK_FILTERS = 32
 LAST_CONV_FILTERS = 1280
 # The API's feature blocks layer_4, layer_7, layer_14 end at block 2, 5 and 12 (its ``add``, or
