@@ -166,6 +166,14 @@ def test_models_list_shows_every_tensorflow_id(capsys):
     assert rows["tensorflow-od1-ssd-efficientdet-d0-512x512-coco17-tpu-8"]["speed_ms"] == 39
 
 
+def test_models_show_says_a_hub_model_is_inference_only(capsys):
+    assert main(["models", "show", "tensorflow-od-efficientdet-d0-1"]) == 0
+    shown = capsys.readouterr().out
+    assert "https://tfhub.dev/tensorflow/efficientdet/d0/1?tf-hub-format=compressed" in shown
+    assert "params_m: -" in shown and "None" not in shown
+    assert "hyperparameters: none (inference only: deploy it as is)" in shown
+
+
 @pytest.mark.parametrize("model_id", OD1_IDS)
 def test_hyperparameters_command_gives_each_zoo_model_its_defaults(model_id, capsys):
     assert main(["hyperparameters", model_id]) == 0

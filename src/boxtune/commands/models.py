@@ -71,11 +71,14 @@ def _show(args: argparse.Namespace) -> int:
     weights = data.pop("weights")
     hps = data.pop("default_hyperparameters")
     for key, value in data.items():
-        print(f"{key:>18}: {value}")
+        print(f"{key:>18}: {'-' if value is None else value}")
     print(f"{'weights':>18}: {weights['describes']} - {weights['file_name']}")
     for key in ("url", "package", "sha256", "license"):
         if weights[key]:
             print(f"{'':>18}  {key}: {weights[key]}")
+    if not hps:
+        print(f"{'hyperparameters':>18}: none (inference only: deploy it as is)")
+        return 0
     print(f"{'hyperparameters':>18}:")
     for key, value in hps.items():
         print(f"{'':>18}  {key}={value}")
