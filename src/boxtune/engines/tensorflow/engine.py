@@ -188,7 +188,7 @@ class TensorFlowEngine(Engine):
             name=spec.architecture,
             image_size=image_size or spec.image_size,
             num_classes=len(label_map),
-            bn_momentum=PRETRAINED_BN_MOMENTUM if checkpoint else RANDOM_INIT_BN_MOMENTUM,
+            bn_momentum=config.bn_decay if checkpoint else RANDOM_INIT_BN_MOMENTUM,
             box_coder_scales=pipeline_box_coder_scales(checkpoint) if checkpoint else None,
         )
         network = build_network(arch)
