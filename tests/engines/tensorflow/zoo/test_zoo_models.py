@@ -14,6 +14,7 @@ from tests.engines.tensorflow.zoo.test_zoo_postprocess import assert_detections_
 import boxtune.engines.tensorflow  # noqa: F401  (before keras: environment, import order)
 from boxtune.engines.tensorflow.architecture import TFArchitecture, build_network
 from boxtune.engines.tensorflow.postprocess import clip_window, detect
+from boxtune.engines.tensorflow.zoo.checkpoint import CheckpointMismatchError
 from boxtune.engines.tensorflow.zoo.configs import ZOO_CONFIGS
 from boxtune.engines.tensorflow.zoo.preprocessing import ZooPreprocessing, preprocess_image
 from boxtune.engines.tensorflow.zoo.weights import class_head_keys, restore_zoo_weights
@@ -101,3 +102,29 @@ def test_the_detection_mode_restores_the_feature_extractor_only(tmp_path):
     report = restore_zoo_weights(network, prefix, mode="detection", anchors_per_location=6)
     assert all(key.startswith("model/_box_predictor/") for key in report.skipped)
     assert len(report.skipped) == 385 - 1 - 290  # the manifest: 290 feature-extractor keys
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_naming_every_key(tmp_path):
+    zoo_name = reference.FPNLITE_320
+    values = reference.random_values(zoo_name)
+    removed = sorted(values)[0]
+    del values[removed]
+    values["model/_box_predictor/an_extra_layer/kernel"] = np.zeros((3, 3), np.float32)
+    reshaped = next(key for key in sorted(values) if key.endswith("/bias"))
+    values[reshaped] = np.zeros(values[reshaped].shape[0] + 1, np.float32)
+    prefix = reference.write_checkpoint(values, tmp_path)
+    network = build_network(TFArchitecture(zoo_name, 320, 90))
+    before = [v.numpy().copy() for v in network.model.weights]
+
+    with pytest.raises(CheckpointMismatchError) as info:
+        restore_zoo_weights(network, prefix, mode="full", anchors_per_location=6)
+    error = info.value
+    assert error.missing_keys == (removed,)
+    assert error.unplaced_keys == ("model/_box_predictor/an_extra_layer/kernel",)
+    assert [key for key, _, _ in error.shape_mismatches] == [reshaped]
+    message = str(error)
+    assert removed in message and "an_extra_layer" in message and reshaped in message
+    assert prefix in message  # where: the checkpoint
+    # All or nothing: not one variable was assigned.
+    for old, variable in zip(before, network.model.weights, strict=True):
+        np.testing.assert_array_equal(old, variable.numpy())
