@@ -37,7 +37,6 @@ STAGE_FILTERS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
 ENDPOINT_CHANNELS = (256, 512, 1024, 2048)  # conv2..conv5 outputs, at depth_multiplier 1
 CHECKPOINT_PREFIX = "model/_feature_extractor/classification_backbone"
-BN_LEAVES = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
 def _check_depth(depth: int) -> tuple[int, ...]:
@@ -172,7 +171,12 @@ def checkpoint_layer_order(depth: int) -> list[str]:
 
 def _layer_variables(layer) -> dict[str, keras.Variable]:
     if isinstance(layer, layers.BatchNormalization):
-        return {leaf: getattr(layer, leaf) for leaf in BN_LEAVES}
+        return {
+            "gamma": layer.gamma,
+            "beta": layer.beta,
+            "moving_mean": layer.moving_mean,
+            "moving_variance": layer.moving_variance,
+        }
     if isinstance(layer, layers.DepthwiseConv2D):
         return {"depthwise_kernel": layer.kernel}
     if isinstance(layer, layers.Conv2D):
