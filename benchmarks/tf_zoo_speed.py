@@ -55,11 +55,11 @@ from boxtune.labels import LabelMap
 from tf_engine_speed import (
     Batch,
     Step,
+    alternate,
     first_step_seconds,
     machine_facts,
     median_of,
     padded_tensors,
-    timed,
 )
 
 LABEL_MAP = LabelMap.from_categories({1: "a", 2: "b", 3: "c"})
@@ -190,16 +190,6 @@ def bare_train(detector, tensors: list[tuple]) -> tuple[Step, Any]:
         float(train_step(*tensors[next(position) % len(tensors)]))  # the loss, as a user logs it
 
     return step, train_step.experimental_get_tracing_count
-
-
-def alternate(candidates: dict[str, Step], calls: int, repeats: int) -> dict[str, list[dict]]:
-    """Timed blocks of each candidate in turn (a, b, a, b, ...), ``repeats`` rounds."""
-    blocks: dict[str, list[dict]] = {name: [] for name in candidates}
-    for repeat in range(max(1, repeats)):
-        for name, step in candidates.items():
-            blocks[name].append(timed(step, calls))
-            log(f"  round {repeat + 1}: {name} {blocks[name][-1]['s_per_call']:.3f} s/call")
-    return blocks
 
 
 def compare_training(detector, batches: list[Batch], args) -> dict:
