@@ -47,15 +47,16 @@ def pretrained_label_map(spec: ModelSpec) -> LabelMap:
     return LabelMap.from_categories({i + 1: name for i, name in enumerate(spec.class_names)})
 
 
-def _kept_columns(spec: ModelSpec, init: str, label_map: LabelMap) -> list[int]:
-    """For reinitialize_top_layer=False: the pretrained class columns (0 = background) of each
-    of the label map's classes, matched by name; a ModelError says why there are none."""
+def _kept_classes(spec: ModelSpec, init: str, label_map: LabelMap) -> list[int]:
+    """For reinitialize_top_layer=False: the pretrained classes (indices into
+    ``spec.class_names``) of each of the label map's classes, matched by name; a ModelError says
+    why there are none."""
     problem = None
     if init == "random":
         problem = "the run starts from random weights (init='random')"
     elif spec.weights.describes != "detector":
         problem = f"its pretrained weights cover the {spec.weights.describes} only"
-    by_name = {name.lower(): i + 1 for i, name in enumerate(spec.class_names)}
+    by_name = {name.lower(): i for i, name in enumerate(spec.class_names)}
     missing = [name for name in label_map.names if name.lower() not in by_name]
     if problem is None and missing:
         problem = (
@@ -71,7 +72,13 @@ def _kept_columns(spec: ModelSpec, init: str, label_map: LabelMap) -> list[int]:
             "the head of an artifact in incremental training, or of a pretrained model whose "
             "classes include all of yours (same names)",
         )
-    return [0] + [by_name[name.lower()] for name in label_map.names]
+    return [by_name[name.lower()] for name in label_map.names]
+
+
+def class_columns(classes: list[int], *, background_column: bool) -> list[int]:
+    """The logit columns of pretrained ``classes``: behind column 0 (the background) when the
+    head has one, else class i is column i (EfficientDet)."""
+    return [0] + [i + 1 for i in classes] if background_column else list(classes)
 
 
 def _assign_kept_columns(model, constants: dict, columns: list[int]) -> None:
@@ -146,10 +153,10 @@ class TensorFlowEngine(Engine):
         weights: str | Path | None = None,
     ) -> TensorFlowDetector:
         check_create_arguments(init, label_map)
-        columns = None if reinitialize_head else _kept_columns(spec, init, label_map)
+        kept = None if reinitialize_head else _kept_classes(spec, init, label_map)
         if is_zoo_architecture(spec.architecture):
             return self._create_zoo(
-                spec, label_map, init=init, columns=columns, image_size=image_size, weights=weights
+                spec, label_map, init=init, kept=kept, image_size=image_size, weights=weights
             )
         arch = TFArchitecture(
             name=spec.architecture,
@@ -161,7 +168,8 @@ class TensorFlowEngine(Engine):
         if init == "pretrained":
             constants = read_constants(resolve_weights(spec, weights))
             import_weights(network.model, constants, skip=is_class_predictor)
-            if columns is not None:
+            if kept is not None:
+                columns = class_columns(kept, background_column=True)
                 _assign_kept_columns(network.model, constants, columns)
         return TensorFlowDetector(
             network, arch, label_map, model_id=spec.model_id, family=spec.family
@@ -173,16 +181,15 @@ class TensorFlowEngine(Engine):
         label_map: LabelMap,
         *,
         init: Init,
-        columns: list[int] | None,
+        kept: list[int] | None,
         image_size: int | None,
         weights: str | Path | None,
     ) -> TensorFlowDetector:
         """A TF2 zoo detector; pretrained: from the zoo tarball's ``checkpoint/ckpt-0``, every
-        key placed by rule, the class head new unless ``columns`` keeps pretrained ones."""
+        key placed by rule, the class head new unless ``kept`` keeps pretrained classes."""
         config = zoo_config(spec.architecture)
-        if columns is not None and not config.predictor.add_background_class:
-            # EfficientDet's head has no background column: class id i is column i - 1.
-            columns = [column - 1 for column in columns[1:]]
+        background = config.predictor.add_background_class
+        columns = None if kept is None else class_columns(kept, background_column=background)
         checkpoint = resolve_zoo_checkpoint(spec, weights) if init == "pretrained" else None
         arch = TFArchitecture(
             name=spec.architecture,
