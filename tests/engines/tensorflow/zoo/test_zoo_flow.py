@@ -4,7 +4,6 @@ epoch, served over HTTP and queried, then trained incrementally from the result.
 
 from __future__ import annotations
 
-import io
 import shutil
 import tarfile
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 from tests.engines.tensorflow.zoo import reference
 from tests.serve.serve_process import ServerProcess
 
@@ -52,12 +50,6 @@ def zoo_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("BOXTUNE_OFFLINE", "1")  # the hand-placed tarball, never a download
     pack_zoo_tarball(ZOO_NAME, home / "weights" / f"{ZOO_NAME}.tar.gz", tmp_path / "packing")
     return home
-
-
-def _jpeg(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "JPEG", quality=95)
-    return buffer.getvalue()
 
 
 def test_deployed_as_is_it_answers_with_the_90_coco_classes(zoo_home):
